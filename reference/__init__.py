@@ -1,0 +1,1 @@
+"""Minimal training loops in which effopt is measured: on-policy distillation and EchoDistill."""

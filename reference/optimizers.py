@@ -1,0 +1,56 @@
+"""The optimizers that the reference loops and the benchmarks compare, built by name.
+
+Every loop calls `build_optimizer(name, model, lr, probes)`, so a loop runs the bare optimizer, effopt and the peers
+with one code path. `probes` maps a probe name to `(callable, mode)`: the loops offer "loss" (a smooth validation loss,
+mode "min") and "accuracy" (the paper's sampled validation accuracy, mode "max").
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+Probes = dict[str, tuple[Callable[[], float], str]]
+
+
+def _adamw(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+
+
+def _effopt(model, lr, probes, probe_name, **kwargs):
+    from effopt import ExtrapolatingOptimizer
+
+    probe, mode = probes[probe_name]
+    return ExtrapolatingOptimizer(_adamw(model, lr), probe=probe, mode=mode, **kwargs)
+
+
+def _lookahead(model, lr, probes):
+    from pytorch_optimizer import Lookahead
+
+    return Lookahead(_adamw(model, lr), k=5, alpha=0.5)
+
+
+def _schedulefree(model, lr, probes):
+    from schedulefree import AdamWScheduleFree
+
+    opt = AdamWScheduleFree(model.parameters(), lr=lr, weight_decay=0.0, warmup_steps=0)
+    opt.train()
+    return opt
+
+
+BUILDERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "adamw": lambda model, lr, probes: _adamw(model, lr),
+    "effopt": lambda model, lr, probes: _effopt(model, lr, probes, "loss", preset="default"),
+    "effopt-paper": lambda model, lr, probes: _effopt(model, lr, probes, "accuracy", preset="effopd"),
+    "lookahead": _lookahead,
+    "schedulefree": _schedulefree,
+}
+OPTIMIZERS = tuple(BUILDERS)
+
+
+def build_optimizer(name: str, model: torch.nn.Module, lr: float, probes: Probes) -> torch.optim.Optimizer:
+    """The optimizer called `name` (one of OPTIMIZERS) over `model`'s parameters at learning rate `lr`."""
+    if name not in BUILDERS:
+        raise ValueError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, got {name!r}")
+    return BUILDERS[name](model, lr, probes)
