@@ -1,0 +1,37 @@
+"""effopt: reach the same quality in fewer steps by extrapolating the weights along the update they already make.
+
+    from effopt import ExtrapolatingOptimizer
+    opt = ExtrapolatingOptimizer(torch.optim.AdamW(model.parameters(), lr=1e-5), probe=validation_loss)
+"""
+
+from .optimizer import ANCHOR, PRESETS, ExtrapolatingOptimizer, ProbeError
+from .policies import (
+    PAPER_PATTERN,
+    Accumulated,
+    Every,
+    Fixed,
+    Greedy,
+    LowRank,
+    Never,
+    PowersOfTwo,
+    Quadratic,
+    extrapolation_groups,
+)
+
+__all__ = [
+    "ANCHOR",
+    "PAPER_PATTERN",
+    "PRESETS",
+    "Accumulated",
+    "Every",
+    "ExtrapolatingOptimizer",
+    "Fixed",
+    "Greedy",
+    "LowRank",
+    "Never",
+    "PowersOfTwo",
+    "ProbeError",
+    "Quadratic",
+    "extrapolation_groups",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,493 @@
+"""ExtrapolatingOptimizer: wrap any torch optimizer; at scheduled steps, move the weights along the update they have
+accumulated since an anchor, as far as a probe says it pays.
+
+An event after the base step at step ``t`` (``theta_1`` = the weights that step left, ``A`` = the anchor)::
+
+    delta = direction(theta_1 - A)                      # the accumulated update, optionally denoised
+    m* = search(line)                                   # line.value(m) probes theta(m) = theta_1 + (m - 1) * delta
+    theta = theta(m*);  A = theta                       # the anchor moves to the accepted point
+
+With the accumulated update, ``theta(m) = A + m * (theta_1 - A)``: EffOPD's rule. The base optimizer's state and
+learning rate are never touched.
+
+Memory: one anchor per selected parameter, in the parameter's dtype, kept in the base optimizer's per-parameter state
+under ``"effopt_anchor"`` (so a checkpoint is an ordinary optimizer checkpoint), optionally on another device. Candidate
+points need no third copy: the first move swaps roles, the anchor buffer then holds ``theta_1`` exactly and the
+parameters hold ``theta(m)``; later candidates are reached in place by ``theta(m') = theta_1 + (m' - 1) / (m - 1) *
+(theta(m) - theta_1)``, a foreach lerp. Going back to ``m = 1`` is a copy, so a failed event restores ``theta_1`` bit for
+bit. Only the first move holds a transient copy of one chunk of ``delta`` (at most ``CHUNK_NUMEL`` elements).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+import torch
+import torch.distributed as dist
+
+from .policies import Accumulated, Greedy, PowersOfTwo, Quadratic
+
+ANCHOR = "effopt_anchor"  #: key of the anchor in the base optimizer's per-parameter state
+STEP = "effopt_step"  #: key of the counted steps, in every param group
+CHUNK_NUMEL = 1 << 25  #: the first move of an event holds a transient delta of at most this many elements
+
+#: Named sets of pieces. "effopd" is the published rule; "default" is effopt's own choice for a smooth loss probe.
+PRESETS: dict[str, Callable[[], dict]] = {
+    "effopd": lambda: {"schedule": PowersOfTwo(), "search": Greedy((3, 5, 7, 9, 11)), "direction": Accumulated()},
+    "default": lambda: {"schedule": PowersOfTwo(), "search": Quadratic(), "direction": Accumulated()},
+}
+
+
+class ProbeError(RuntimeError):
+    """The probe raised during an event. The weights are back where the base step left them; ``__cause__`` is the
+    probe's own exception."""
+
+    def __init__(self, message: str, step: int, multiplier: float) -> None:
+        super().__init__(message)
+        self.step, self.multiplier = step, multiplier
+
+
+class _Abort(Exception):
+    """Ends an event early at m = 1 (a non-finite probe value or non-finite weights)."""
+
+
+class ExtrapolatingOptimizer(torch.optim.Optimizer):
+    r"""Wraps ``optimizer``; after each of its steps, at scheduled steps, extrapolates the selected parameters.
+
+    Args:
+        optimizer: the base ``torch.optim.Optimizer``; its param groups choose what moves through the group option
+            ``extrapolate`` (default ``True``; see :func:`effopt.extrapolation_groups`).
+        probe: ``probe() -> float``, called with the weights at candidate points, under ``torch.no_grad()``. It should
+            be deterministic given the weights (fixed data, its own RNG) and switch the model to eval mode itself if
+            it needs to. Required unless the search is probe-free (:class:`effopt.Fixed`).
+        mode: ``"min"`` if lower probe values are better (a loss, the default), ``"max"`` if higher are (accuracy).
+        preset: ``"default"`` (powers-of-two events, :class:`~effopt.Quadratic` line search) or ``"effopd"`` (the
+            published rule: powers of two, :class:`~effopt.Greedy` over 3, 5, 7, 9, 11, strict improvement).
+            ``schedule``, ``search`` and ``direction`` replace the preset's pieces.
+        schedule: ``schedule(step) -> bool``; ``step`` counts base steps taken with a non-zero learning rate.
+        search: ``search(line) -> multiplier`` (see :mod:`effopt.policies`).
+        direction: ``direction(deltas, step)``, may rewrite the accumulated updates in place.
+        tolerance: a candidate counts as better only if it beats the best score by more than this, in the probe's
+            units (default 0: strict improvement, as published). Guards against accepting noise.
+        anchor_device: keep anchors on this device (e.g. ``"cpu"`` for large models); default: the parameter's.
+        foreach: use the grouped ``torch._foreach_*`` kernels (default) or a plain per-tensor loop (``False``).
+
+    Every event appends a dict to :attr:`events`: ``step``, ``multipliers`` and ``values`` (each point probed, in
+    order, the baseline ``m = 1`` first; values in the probe's own units), ``accepted``, ``seconds`` and ``reason``
+    (empty, or why the event ended at ``m = 1``). If the probe raises, the weights are restored, the anchor moves to
+    them, and :class:`ProbeError` (naming the step) is raised from the probe's exception. A non-finite probe value or
+    non-finite candidate weights end the event at ``m = 1`` too, without raising. Under ``torch.distributed``, probe
+    values are averaged over ranks so every rank accepts the same multiplier.
+    """
+
+    _step_supports_amp_scaling = False  # GradScaler unscales for us and skips step() on inf/NaN gradients
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        probe: Callable[[], float] | None = None,
+        *,
+        mode: str = "min",
+        preset: str = "default",
+        schedule: Callable[[int], bool] | None = None,
+        search: Callable | None = None,
+        direction: Callable | None = None,
+        tolerance: float = 0.0,
+        anchor_device: torch.device | str | None = None,
+        foreach: bool = True,
+    ) -> None:
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"optimizer: expected a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        if isinstance(optimizer, ExtrapolatingOptimizer):
+            raise TypeError("optimizer: already an ExtrapolatingOptimizer; wrap the base optimizer once")
+        if probe is not None and not callable(probe):
+            raise TypeError(f"probe: expected a callable returning a float, got {type(probe).__name__}")
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode: expected 'min' or 'max', got {mode!r}")
+        if preset not in PRESETS:
+            raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {preset!r}")
+        if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
+            raise ValueError(f"tolerance: expected a number >= 0, got {tolerance!r}")
+        pieces = PRESETS[preset]()
+        for name, piece in (("schedule", schedule), ("search", search), ("direction", direction)):
+            if piece is not None and not callable(piece):
+                raise TypeError(f"{name}: expected a callable, got {type(piece).__name__}")
+        self.schedule = schedule if schedule is not None else pieces["schedule"]
+        self.search = search if search is not None else pieces["search"]
+        self.direction = direction if direction is not None else pieces["direction"]
+        if probe is None and getattr(self.search, "needs_probe", True):
+            raise ValueError(f"probe: the search {self.search!r} calls a probe; pass probe= or a probe-free search")
+
+        self.optimizer = optimizer
+        self.probe, self.mode, self.tolerance, self.foreach = probe, mode, float(tolerance), bool(foreach)
+        self.anchor_device = None if anchor_device is None else torch.device(anchor_device)
+        self.events: list[dict] = []
+        self._pending: dict[torch.Tensor, torch.Tensor] = {}  # anchors taken before the base state exists
+        self._complete = False  # every selected parameter has an anchor or a pending one
+
+        # torch.optim.Optimizer.__init__ would build a second param_groups/state: set what it sets, minus those.
+        self._optimizer_step_pre_hooks = OrderedDict()
+        self._optimizer_step_post_hooks = OrderedDict()
+        self._optimizer_state_dict_pre_hooks = OrderedDict()
+        self._optimizer_state_dict_post_hooks = OrderedDict()
+        self._optimizer_load_state_dict_pre_hooks = OrderedDict()
+        self._optimizer_load_state_dict_post_hooks = OrderedDict()
+        self._patch_step_function()
+
+        self.defaults.setdefault("extrapolate", True)
+        for group in self.param_groups:
+            group.setdefault("extrapolate", True)
+            group.setdefault(STEP, 0)
+        if not any(group["extrapolate"] and group["params"] for group in self.param_groups):
+            raise ValueError("optimizer: no parameter is selected for extrapolation (every group has extrapolate=False)")
+
+    # The base optimizer owns these; the wrapper reads and writes through, never caching an alias.
+    @property
+    def param_groups(self):
+        return self.optimizer.param_groups
+
+    @param_groups.setter
+    def param_groups(self, value):
+        self.optimizer.param_groups = value
+
+    @property
+    def state(self):
+        return self.optimizer.state
+
+    @state.setter
+    def state(self, value):
+        self.optimizer.state = value
+
+    @property
+    def defaults(self):
+        return self.optimizer.defaults
+
+    @defaults.setter
+    def defaults(self, value):
+        self.optimizer.defaults = value
+
+    @property
+    def step_count(self) -> int:
+        """Base steps counted so far (steps with every learning rate 0 are not counted)."""
+        return self.param_groups[0][STEP]
+
+    def __repr__(self) -> str:
+        return (
+            f"ExtrapolatingOptimizer({self.optimizer!r}, mode={self.mode!r}, schedule={self.schedule!r}, "
+            f"search={self.search!r}, direction={self.direction!r}, tolerance={self.tolerance})"
+        )
+
+    # --- torch.optim.Optimizer API ------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None):
+        """One base step (running ``closure`` once, with gradients, if given), then an event if one is scheduled."""
+        if not self._complete:
+            for param in self._selected():
+                if param not in self._pending and ANCHOR not in self.state.get(param, ()):
+                    self._pending[param] = self._snapshot(param)
+            self._complete = True
+        if closure is None:
+            loss = self.optimizer.step()
+        else:
+            loss = self.optimizer.step(torch.enable_grad()(closure))
+        for param in [p for p in self._pending if p.grad is not None]:  # the base has now initialised its state
+            self.state[param][ANCHOR] = self._pending.pop(param)
+
+        lrs = [group["lr"] for group in self.param_groups if "lr" in group]
+        if lrs and all(_is_zero(lr) for lr in lrs):
+            return loss  # an initialising step (torch.distributed.checkpoint) moves nothing: not counted, no event
+        step = self.param_groups[0][STEP] + 1
+        for group in self.param_groups:
+            group[STEP] = step
+        if self.schedule(step):
+            self._event(step)
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    def add_param_group(self, param_group: dict) -> None:
+        self.optimizer.add_param_group(param_group)
+        self.param_groups[-1].setdefault(STEP, self.param_groups[0][STEP])
+        self._complete = False
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Loads a checkpoint of this wrapper or of the bare base optimizer (which then keeps the current selection
+        and starts counting steps from 0; anchors are taken again at the next step)."""
+        flags = [group["extrapolate"] for group in self.param_groups]
+        super().load_state_dict(state_dict)
+        for group, flag in zip(self.param_groups, flags):
+            group.setdefault("extrapolate", flag)
+            group.setdefault(STEP, 0)
+        self._pending.clear()
+        self._complete = False
+        if self.anchor_device is not None:  # Optimizer.load_state_dict moved every state tensor to its param's device
+            for param in self._selected():
+                state = self.state.get(param, {})
+                if ANCHOR in state:
+                    state[ANCHOR] = state[ANCHOR].to(self.anchor_device)
+
+    def __getstate__(self) -> dict:
+        return self.__dict__.copy()
+
+    def __setstate__(self, state: dict) -> None:
+        if "optimizer" in state:  # unpickling or deepcopy of the wrapper
+            self.__dict__.update(state)
+            self._patch_step_function()
+        else:  # Optimizer.load_state_dict hands over the loaded {"state", "param_groups"}: they belong to the base
+            self.optimizer.__setstate__(state)
+
+    def train(self) -> None:
+        """Delegates to the base optimizer's ``train()`` where it has one (schedule-free); otherwise nothing."""
+        if hasattr(self.optimizer, "train"):
+            self.optimizer.train()
+
+    def eval(self) -> None:
+        """Delegates to the base optimizer's ``eval()`` where it has one (schedule-free); otherwise nothing."""
+        if hasattr(self.optimizer, "eval"):
+            self.optimizer.eval()
+
+    # --- The event ----------------------------------------------------------------------------------------------------
+
+    def _selected(self):
+        for group in self.param_groups:
+            if group["extrapolate"]:
+                yield from (p for p in group["params"] if p.requires_grad)
+
+    def _snapshot(self, param: torch.Tensor) -> torch.Tensor:
+        if self.anchor_device is None:
+            return param.detach().clone()
+        return param.detach().to(self.anchor_device, copy=True)
+
+    def _event(self, step: int) -> None:
+        params, anchors = [], []
+        for param in self._selected():
+            state = self.state.get(param)
+            if state is not None and ANCHOR in state:
+                params.append(param)
+                anchors.append(state[ANCHOR])
+            elif param not in self._pending:  # swapped in after the last snapshot: anchored from here on
+                self._pending[param] = self._snapshot(param)
+        record = {"step": step, "multipliers": [], "values": [], "accepted": 1.0, "seconds": 0.0, "reason": ""}
+        self.events.append(record)
+        if not params:
+            record["reason"] = "no selected parameter has been updated yet"
+            return
+        start = time.perf_counter()
+        line = _Line(self, params, anchors, step, record)
+        try:
+            accepted = float(self.search(line))
+            if not (math.isfinite(accepted) and accepted > 0):
+                raise ValueError(f"search: returned multiplier {accepted!r}; expected a positive finite number")
+            line.finish(accepted)
+        except _Abort as abort:
+            record["reason"] = str(abort)
+            line.finish(1.0)
+        except BaseException as err:
+            probing, multiplier = line.probing, line.m
+            line.finish(1.0)
+            record["reason"] = f"{type(err).__name__}: {err}"
+            record["seconds"] = time.perf_counter() - start
+            if probing:
+                raise ProbeError(
+                    f"the probe raised during the extrapolation event after step {step} (multiplier {multiplier}); "
+                    "the weights are back where the base step left them",
+                    step,
+                    multiplier,
+                ) from err
+            raise
+        record["accepted"] = line.m
+        record["seconds"] = time.perf_counter() - start
+
+
+def _is_zero(lr) -> bool:
+    return bool(lr == 0)
+
+
+class _Line:
+    """The selected weights on the line ``theta(m) = theta_1 + (m - 1) * delta`` during one event."""
+
+    def __init__(self, opt: ExtrapolatingOptimizer, params, anchors, step: int, record: dict) -> None:
+        self.opt, self.step, self.record = opt, step, record
+        self.m = 1.0  # where the weights are now
+        self.swapped = 0  # chunks whose anchor buffer already holds theta_1
+        self.baseline: float | None = None
+        self.probing = False
+        self.ops = _ForeachOps if opt.foreach else _LoopOps
+        groups: dict[tuple, tuple[list, list]] = {}
+        for p, a in zip(params, anchors):
+            groups.setdefault((p.device, p.dtype), ([], []))
+            groups[(p.device, p.dtype)][0].append(_local(p))
+            groups[(p.device, p.dtype)][1].append(_local(a))
+        self.chunks = [chunk for ps, xs in groups.values() for chunk in _chunked(ps, xs)]
+
+    def improves(self, score: float, best: float) -> bool:
+        """Whether ``score`` beats ``best`` by more than the tolerance (scores: lower is better)."""
+        return score < best - self.opt.tolerance
+
+    def value(self, m: float) -> float:
+        """Move the weights to ``theta(m)`` and return the probe's score there (lower is better)."""
+        m = float(m)
+        if not (math.isfinite(m) and m > 0):
+            raise ValueError(f"search: asked for multiplier {m!r}; expected a positive finite number")
+        if self.baseline is None:
+            self.baseline = self._probe()
+        if m == 1.0:
+            return self.baseline
+        self._move(m)
+        if _any_rank(not self._finite()):
+            raise _Abort(f"non-finite weights at multiplier {m}")
+        return self._probe()
+
+    def _probe(self) -> float:
+        self.probing = True
+        value = float(self.opt.probe())
+        self.probing = False
+        value = _mean_over_ranks(value, self.chunks)
+        self.record["multipliers"].append(self.m)
+        self.record["values"].append(value)
+        if not math.isfinite(value):
+            raise _Abort(f"non-finite probe value {value} at multiplier {self.m}")
+        return value if self.opt.mode == "min" else -value
+
+    def _move(self, m: float) -> None:
+        if m == self.m:
+            return
+        if self.m == 1.0 and self.swapped:
+            raise RuntimeError("search: the line cannot leave m = 1 once it has returned there")
+        stage = self.opt.anchor_device is not None
+        if self.m == 1.0:
+            for ps, xs in self.chunks:  # delta = P - A; A <- P (= theta_1); P += (m - 1) * delta
+                xd = [x.to(p.device, non_blocking=True) for p, x in zip(ps, xs)] if stage else xs
+                delta = self.ops.sub(ps, xd)
+                self.opt.direction(delta, self.step)
+                self.ops.copy_(xs, ps)
+                self.ops.add_(ps, delta, m - 1.0)
+                self.swapped += 1
+        else:
+            weight = 1.0 - (m - 1.0) / (self.m - 1.0)  # P <- theta_1 + w' (P - theta_1), as lerp(P, theta_1, 1 - w')
+            for ps, xs in self.chunks:
+                xd = [x.to(p.device, non_blocking=True) for p, x in zip(ps, xs)] if stage else xs
+                self.ops.lerp_(ps, xd, weight)
+        self.m = m
+
+    def _finite(self) -> bool:
+        return all(self.ops.finite(ps) for ps, _ in self.chunks)
+
+    def finish(self, m: float) -> None:
+        """End the event at ``theta(m)`` (``m = 1``: exactly the base step's weights); the anchor moves there."""
+        self.probing = False
+        if m != 1.0 and m != self.m:
+            self._move(m)
+            if _any_rank(not self._finite()):
+                self.record["reason"] = f"non-finite weights at multiplier {m}"
+                m = 1.0
+        if m == 1.0:
+            for ps, xs in self.chunks[: self.swapped]:
+                self.ops.copy_(ps, xs)
+            self.m = 1.0
+        for ps, xs in self.chunks[self.swapped :] if m == 1.0 else self.chunks:
+            self.ops.copy_(xs, ps)
+
+
+def _local(t: torch.Tensor) -> torch.Tensor:
+    """The shard this rank holds of a DTensor (elementwise moves are shard-local), else the tensor itself."""
+    return t.to_local() if hasattr(t, "to_local") else t
+
+
+def _chunked(ps: list, xs: list):
+    chunk_p, chunk_x, size = [], [], 0
+    for p, x in zip(ps, xs):
+        if chunk_p and size + p.numel() > CHUNK_NUMEL:
+            yield chunk_p, chunk_x
+            chunk_p, chunk_x, size = [], [], 0
+        chunk_p.append(p)
+        chunk_x.append(x)
+        size += p.numel()
+    if chunk_p:
+        yield chunk_p, chunk_x
+
+
+class _ForeachOps:
+    """Grouped kernels over lists of same-device, same-dtype tensors."""
+
+    sub = staticmethod(torch._foreach_sub)
+
+    @staticmethod
+    def copy_(dst, src):
+        if dst[0].device == src[0].device:
+            torch._foreach_copy_(dst, src)
+        else:
+            for d, s in zip(dst, src):
+                d.copy_(s, non_blocking=True)
+
+    @staticmethod
+    def add_(dst, src, alpha):  # scales src in place: an alpha beyond the dtype's range gives inf, not an error
+        torch._foreach_mul_(src, alpha)
+        torch._foreach_add_(dst, src)
+
+    @staticmethod
+    def lerp_(dst, end, weight):
+        torch._foreach_lerp_(dst, end, weight)
+
+    @staticmethod
+    def finite(ts) -> bool:
+        return bool(torch.stack(torch._foreach_norm(ts, ord=math.inf)).isfinite().all())
+
+
+class _LoopOps:
+    """The same operations, one tensor at a time: the plain reference the foreach path is tested against."""
+
+    @staticmethod
+    def sub(a, b):
+        return [x - y for x, y in zip(a, b)]
+
+    @staticmethod
+    def copy_(dst, src):
+        for d, s in zip(dst, src):
+            d.copy_(s)
+
+    @staticmethod
+    def add_(dst, src, alpha):
+        for d, s in zip(dst, src):
+            d.add_(s.mul_(alpha))
+
+    @staticmethod
+    def lerp_(dst, end, weight):
+        for d, e in zip(dst, end):
+            d.lerp_(e, weight)
+
+    @staticmethod
+    def finite(ts) -> bool:
+        return all(bool(t.isfinite().all()) for t in ts)
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def _reduce_device(chunks) -> torch.device:
+    if dist.get_backend() == "gloo" or not chunks:
+        return torch.device("cpu")
+    return chunks[0][0][0].device
+
+
+def _mean_over_ranks(value: float, chunks) -> float:
+    """The probe value averaged over ranks, so every rank takes the same decisions."""
+    if not _distributed():
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=_reduce_device(chunks))
+    dist.all_reduce(t)
+    return t.item() / dist.get_world_size()
+
+
+def _any_rank(flag: bool) -> bool:
+    if not _distributed():
+        return flag
+    t = torch.tensor([float(flag)], device="cpu" if dist.get_backend() == "gloo" else torch.cuda.current_device())
+    dist.all_reduce(t)
+    return t.item() > 0

@@ -1,0 +1,275 @@
+"""The swappable pieces of an extrapolation event: when, what moves, which direction, how far.
+
+Each piece is a small object with one job; any callable with the same signature works in its place.
+
+- **When** (a *schedule*): ``schedule(step) -> bool`` is asked after every counted optimizer step ``step = 1, 2, ...``.
+- **What moves**: param groups with ``extrapolate=True`` (the default); :func:`extrapolation_groups` builds groups from
+  parameter names with the paper's attention/MLP rule.
+- **Which direction** (a *direction*): ``direction(deltas, step)`` may rewrite, in place, the accumulated updates
+  ``delta = theta - anchor`` of one chunk of tensors (identity for :class:`Accumulated`).
+- **How far** (a *search*): ``search(line) -> multiplier``. The weights lie on the line
+  ``theta(m) = theta_1 + (m - 1) * delta``, where ``theta_1`` are the weights the base step produced, so ``m = 1`` is
+  where the step left them and, for the accumulated update, ``theta(m) = anchor + m * (theta_1 - anchor)``.
+  ``line.value(m)`` moves the weights there and returns the probe's *score* (lower is better whatever the probe's
+  mode), ``line.improves(score, best)`` applies the tolerance. A search with ``needs_probe = False`` never calls
+  ``line.value``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+
+import torch
+
+__all__ = [
+    "PAPER_PATTERN",
+    "Accumulated",
+    "Every",
+    "Fixed",
+    "Greedy",
+    "LowRank",
+    "Never",
+    "PowersOfTwo",
+    "Quadratic",
+    "extrapolation_groups",
+]
+
+
+def _positive(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name}: expected a positive finite number, got {value!r}")
+    return float(value)
+
+
+# --- When -------------------------------------------------------------------------------------------------------------
+
+
+class PowersOfTwo:
+    """Events after steps 1, 2, 4, 8, 16, ... (EffOPD): logarithmic in the length of training."""
+
+    def __call__(self, step: int) -> bool:
+        return step > 0 and step & (step - 1) == 0
+
+    def __repr__(self) -> str:
+        return "PowersOfTwo()"
+
+
+class Every:
+    """Events after steps ``k, 2k, 3k, ...``; with ``start``, only from step ``start`` on.
+
+    Args:
+        k: steps between events (positive int).
+        start: first step that may have an event (default ``k``).
+    """
+
+    def __init__(self, k: int, start: int | None = None) -> None:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k: expected a positive int, got {k!r}")
+        self.k, self.start = k, k if start is None else start
+
+    def __call__(self, step: int) -> bool:
+        return step >= self.start and step % self.k == 0
+
+    def __repr__(self) -> str:
+        return f"Every({self.k}, start={self.start})"
+
+
+class Never:
+    """No events: the wrapper then equals its base optimizer bit for bit."""
+
+    def __call__(self, step: int) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "Never()"
+
+
+# --- What moves -------------------------------------------------------------------------------------------------------
+
+#: Parameter names that EffOPD's code extrapolates: attention and MLP weights. Embeddings, lm_head and norms stay.
+PAPER_PATTERN = r"attn|attention|q_proj|k_proj|v_proj|o_proj|mlp|ffn|gate_proj|up_proj|down_proj"
+
+
+def extrapolation_groups(model: torch.nn.Module, pattern: str = PAPER_PATTERN, **group_options) -> list[dict]:
+    """Param groups for a base optimizer: parameters whose name matches ``pattern`` get ``extrapolate=True``.
+
+    Frozen parameters (``requires_grad=False``) are left out. ``group_options`` (``lr``, ``weight_decay``, ...) go
+    into both groups. Example::
+
+        base = torch.optim.AdamW(extrapolation_groups(model), lr=1e-5)
+        opt = ExtrapolatingOptimizer(base, probe=validation_loss)
+    """
+    regex = re.compile(pattern)
+    chosen, rest = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (chosen if regex.search(name) else rest).append(param)
+    if not chosen:
+        raise ValueError(f"pattern: no trainable parameter name of the model matches {pattern!r}")
+    groups = [{"params": chosen, "extrapolate": True, **group_options}]
+    if rest:
+        groups.append({"params": rest, "extrapolate": False, **group_options})
+    return groups
+
+
+# --- Which direction --------------------------------------------------------------------------------------------------
+
+
+class Accumulated:
+    """The update accumulated since the anchor, ``theta - anchor``, as published."""
+
+    def __call__(self, deltas: list[torch.Tensor], step: int) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return "Accumulated()"
+
+
+class LowRank:
+    """The accumulated update of each weight matrix projected onto its top-``rank`` singular directions.
+
+    OPD and RL updates are reported to be low-rank; keeping only the dominant subspace drops the noise that a large
+    multiplier would otherwise amplify. Tensors with fewer than two dimensions (biases, norms) keep their plain update;
+    a tensor of more than two dimensions is treated as a matrix ``(shape[0], -1)``. Uses the randomized
+    ``torch.svd_lowrank`` (cost ``O(rows * cols * (rank + oversample) * (niter + 1))`` per matrix, at events only)
+    seeded from the step under ``torch.random.fork_rng``, so it is reproducible and never touches the training RNG.
+    Under FSDP each rank projects its own shard, which is not the projection of the full matrix.
+
+    Args:
+        rank: singular directions kept per matrix (default 1).
+        oversample: extra random directions for accuracy (default 4).
+        niter: power iterations (default 2).
+    """
+
+    def __init__(self, rank: int = 1, oversample: int = 4, niter: int = 2) -> None:
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+            raise ValueError(f"rank: expected a positive int, got {rank!r}")
+        self.rank, self.oversample, self.niter = rank, oversample, niter
+
+    def __call__(self, deltas: list[torch.Tensor], step: int) -> None:
+        devices = sorted({d.device.index for d in deltas if d.device.type == "cuda"})
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(step)
+            for delta in deltas:
+                if delta.dim() < 2 or min(delta.shape[0], delta[0].numel()) <= self.rank:
+                    continue
+                matrix = delta.reshape(delta.shape[0], -1).float()
+                q = min(self.rank + self.oversample, *matrix.shape)
+                u, s, v = torch.svd_lowrank(matrix, q=q, niter=self.niter)
+                k = self.rank
+                delta.copy_(((u[:, :k] * s[:k]) @ v[:, :k].T).reshape(delta.shape))
+
+    def __repr__(self) -> str:
+        return f"LowRank(rank={self.rank})"
+
+
+# --- How far ----------------------------------------------------------------------------------------------------------
+
+
+class Greedy:
+    """EffOPD's search: try the multipliers in order, keep each one that improves on the best so far, stop at the first
+    that does not, and return the best.
+
+    Args:
+        multipliers: candidates tried in order (default ``(3, 5, 7, 9, 11)``, as published).
+    """
+
+    needs_probe = True
+
+    def __init__(self, multipliers: Sequence[float] = (3, 5, 7, 9, 11)) -> None:
+        if isinstance(multipliers, (str, bytes)) or not isinstance(multipliers, Iterable):
+            raise ValueError(f"multipliers: expected a sequence of positive numbers, got {multipliers!r}")
+        self.multipliers = tuple(_positive("multipliers", m) for m in multipliers)
+        if not self.multipliers:
+            raise ValueError("multipliers: expected at least one multiplier")
+
+    def __call__(self, line) -> float:
+        best_m, best = 1.0, line.value(1.0)
+        for m in self.multipliers:
+            score = line.value(m)
+            if not line.improves(score, best):
+                break
+            best_m, best = m, score
+        return best_m
+
+    def __repr__(self) -> str:
+        return f"Greedy({self.multipliers})"
+
+
+class Quadratic:
+    """A line search for a smooth probe (a validation loss): fit a parabola along the line and go to its minimum.
+
+    Probes ``m = 1`` and ``m = first``; then ``m = 2 * first - 1`` if ``first`` improved, else ``(1 + first) / 2``;
+    fits a parabola through the three points and, where it is convex, probes its vertex (clipped to
+    ``[min_multiplier, max_multiplier]``). Returns the best point probed: at most four probe calls per event, against
+    up to six for :class:`Greedy`, and the multiplier is continuous.
+
+    Args:
+        first: the first multiplier tried (default 3).
+        max_multiplier: the largest multiplier returned (default 16).
+        min_multiplier: the smallest (default 0.5: the search may also step back toward the anchor).
+    """
+
+    needs_probe = True
+
+    def __init__(self, first: float = 3.0, max_multiplier: float = 16.0, min_multiplier: float = 0.5) -> None:
+        self.first = _positive("first", first)
+        self.max_multiplier = _positive("max_multiplier", max_multiplier)
+        self.min_multiplier = _positive("min_multiplier", min_multiplier)
+        if not self.min_multiplier < 1 < self.first <= self.max_multiplier:
+            raise ValueError(
+                "first, min_multiplier, max_multiplier: expected min_multiplier < 1 < first <= max_multiplier, got "
+                f"{min_multiplier!r}, {first!r}, {max_multiplier!r}"
+            )
+
+    def __call__(self, line) -> float:
+        points = {1.0: line.value(1.0)}
+        points[self.first] = line.value(self.first)
+        second = 2 * self.first - 1 if points[self.first] < points[1.0] else (1 + self.first) / 2
+        second = min(second, self.max_multiplier)
+        if second not in points:
+            points[second] = line.value(second)
+        vertex = _parabola_vertex(points)
+        if vertex is not None:
+            vertex = min(max(vertex, self.min_multiplier), self.max_multiplier)
+            if all(abs(vertex - m) > 1e-3 * max(1.0, abs(m)) for m in points):
+                points[vertex] = line.value(vertex)
+        best_m = min(points, key=points.get)
+        return best_m if line.improves(points[best_m], points[1.0]) else 1.0
+
+    def __repr__(self) -> str:
+        return f"Quadratic(first={self.first}, max_multiplier={self.max_multiplier})"
+
+
+def _parabola_vertex(points: dict[float, float]) -> float | None:
+    """Minimum of the parabola through three (m, score) points, or None where it is not convex."""
+    if len(points) < 3:
+        return None
+    (x0, y0), (x1, y1), (x2, y2) = sorted(points.items())[:3]
+    # Divided differences: y = y0 + a (x - x0) + c (x - x0)(x - x1); convex where c > 0.
+    a = (y1 - y0) / (x1 - x0)
+    c = ((y2 - y1) / (x2 - x1) - a) / (x2 - x0)
+    if not c > 0:
+        return None
+    return (x0 + x1) / 2 - a / (2 * c)
+
+
+class Fixed:
+    """A probe-free rule: always the same multiplier (ExPO-style extrapolation by a fixed factor).
+
+    Args:
+        multiplier: the multiplier every event moves to (default 2).
+    """
+
+    needs_probe = False
+
+    def __init__(self, multiplier: float = 2.0) -> None:
+        self.multiplier = _positive("multiplier", multiplier)
+
+    def __call__(self, line) -> float:
+        return self.multiplier
+
+    def __repr__(self) -> str:
+        return f"Fixed({self.multiplier})"

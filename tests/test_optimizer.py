@@ -1,0 +1,588 @@
+"""The wrapper's contract, its math on hand-worked trajectories, resume, failures and bad input."""
+
+import copy
+import io
+import math
+import pickle
+
+import pytest
+import torch
+
+from effopt import (
+    ANCHOR,
+    Every,
+    ExtrapolatingOptimizer,
+    Fixed,
+    Greedy,
+    LowRank,
+    Never,
+    ProbeError,
+    Quadratic,
+    extrapolation_groups,
+)
+from effopt.optimizer import STEP
+
+
+class Tiny(torch.nn.Module):
+    """Names as in a transformer block, so the paper's selection rule has something to select."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(10, 8)
+        self.attn = torch.nn.Linear(8, 8)
+        self.mlp = torch.nn.Linear(8, 8)
+        self.head = torch.nn.Linear(8, 10)
+
+    def forward(self, tokens):
+        h = self.embed(tokens)
+        h = h + torch.tanh(self.attn(h))
+        h = h + torch.tanh(self.mlp(h))
+        return self.head(h)
+
+
+def make_model(seed=0):
+    torch.manual_seed(seed)
+    return Tiny()
+
+
+DATA = torch.Generator().manual_seed(1)
+TOKENS = torch.randint(0, 10, (32, 6), generator=DATA)
+TARGETS = torch.randint(0, 10, (32, 6), generator=DATA)
+PROBE_TOKENS = torch.randint(0, 10, (16, 6), generator=DATA)
+
+
+def loss_of(model, tokens=TOKENS, targets=TARGETS):
+    return torch.nn.functional.cross_entropy(model(tokens).flatten(0, 1), targets.flatten())
+
+
+class ProbeLoss:
+    """A validation loss on fixed data; a class rather than a lambda so that the wrapper can be pickled."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self):
+        return loss_of(self.model, PROBE_TOKENS, PROBE_TOKENS).item()
+
+
+probe_for = ProbeLoss
+
+
+def train(model, opt, steps, start=0):
+    for i in range(start, start + steps):
+        opt.zero_grad()
+        loss_of(model, TOKENS[i % 4 :: 4], TARGETS[i % 4 :: 4]).backward()
+        opt.step()
+
+
+def base_state(opt):
+    """The base optimizer's state without the anchors, as plain tensors by parameter index."""
+    sd = opt.state_dict()["state"]
+    return {i: {k: v for k, v in s.items() if k != ANCHOR} for i, s in sd.items()}
+
+
+def assert_same_tensors(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        if isinstance(a[k], dict):
+            assert_same_tensors(a[k], b[k])
+        elif isinstance(a[k], torch.Tensor):
+            assert torch.equal(a[k], b[k]), k
+        else:
+            assert a[k] == b[k], k
+
+
+def weights(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+# --- Identity and the published rule ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("base_cls", [torch.optim.AdamW, torch.optim.SGD, torch.optim.Adafactor])
+def test_switched_off_equals_the_bare_optimizer_bit_for_bit(base_cls):
+    kwargs = {"lr": 0.01, "momentum": 0.9} if base_cls is torch.optim.SGD else {"lr": 0.01}
+    bare_model, wrapped_model = make_model(), make_model()
+    bare = base_cls(bare_model.parameters(), **kwargs)
+    wrapped = ExtrapolatingOptimizer(base_cls(wrapped_model.parameters(), **kwargs), schedule=Never(), search=Fixed())
+    train(bare_model, bare, 20)
+    train(wrapped_model, wrapped, 20)
+    assert_same_tensors(weights(bare_model), weights(wrapped_model))
+    assert_same_tensors(bare.state_dict()["state"], base_state(wrapped))
+    assert wrapped.events == []
+
+
+def test_hand_worked_trajectory_of_the_published_rule():
+    # f(theta) = |theta - theta*|^2 and SGD with lr 0.03: every step scales r = theta - theta* by 0.94. An event whose
+    # anchor is k steps back has delta = -(1 - 0.94^k) r_A, so theta(m) - theta* = (1 - m (1 - 0.94^k)) r_A and the
+    # probe -f(theta(m)) is -(1 - m (1 - 0.94^k))^2 |r_A|^2. By hand, with candidates 3, 5, 7, 9, 11:
+    #   step 1 (k=1, 1-0.94=0.06):   |1-3(.06)|=.82 .70 .58 .46 .34 all improve          -> m = 11, r = .34 r0
+    #   step 2 (k=1):                 the same factors                                    -> m = 11, r = .34^2 r0
+    #   step 4 (k=2, 1-.94^2=.1164): .6508 .418 .1852 |-.0476| then |-.2804| is worse    -> m = 9
+    #   step 8 (k=4, 1-.94^4=.21925): .34225 |-.09626| then |-.53476| is worse           -> m = 5
+    torch.set_default_dtype(torch.float64)
+    try:
+        target = torch.tensor([1.0, -2.0, 3.0, 0.5])
+        theta = torch.nn.Parameter(torch.zeros(4))
+        probe = lambda: -((theta - target) ** 2).sum().item()  # noqa: E731  (accuracy-like: higher is better)
+        opt = ExtrapolatingOptimizer(torch.optim.SGD([theta], lr=0.03), probe=probe, mode="max", preset="effopd")
+        for _ in range(8):
+            opt.zero_grad()
+            ((theta - target) ** 2).sum().backward()
+            opt.step()
+        assert [e["step"] for e in opt.events] == [1, 2, 4, 8]
+        assert [e["accepted"] for e in opt.events] == [11, 11, 9, 5]
+        full = [1.0, 3.0, 5.0, 7.0, 9.0, 11.0]
+        assert [e["multipliers"] for e in opt.events] == [full, full, full, [1.0, 3.0, 5.0, 7.0]]
+        r = 0.34 * 0.34 * (1 - 9 * (1 - 0.94**2)) * (1 - 5 * (1 - 0.94**4))
+        torch.testing.assert_close(theta.detach() - target, r * (0 - target))
+        assert torch.equal(opt.state[theta][ANCHOR], theta.detach())  # the anchor moved to the accepted point
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def test_greedy_stops_at_the_first_non_improvement_and_restores_exactly():
+    # A probe that only likes m = 3: the search tries 3 (better), 5 (worse), stops, and goes back to m = 3.
+    theta = torch.nn.Parameter(torch.zeros(3))
+    anchor = theta.detach().clone()
+    seen = []
+
+    def probe():
+        seen.append(theta.detach().clone())
+        m = float(theta[0] / 0.1) if theta[0] != 0 else 0.0
+        return -abs(m - 3.0)
+
+    opt = ExtrapolatingOptimizer(torch.optim.SGD([theta], lr=0.1), probe=probe, mode="max", preset="effopd")
+    opt.zero_grad()
+    theta.grad = -torch.ones(3)  # one step moves theta to 0.1
+    opt.step()
+    event = opt.events[0]
+    assert event["multipliers"] == [1.0, 3.0, 5.0] and event["accepted"] == 3.0
+    torch.testing.assert_close(theta.detach(), anchor + 0.3)
+    assert torch.equal(opt.state[theta][ANCHOR], theta.detach())
+
+
+def test_a_rejected_event_leaves_the_base_step_weights_bit_for_bit():
+    model, twin = make_model(), make_model()
+    opt = ExtrapolatingOptimizer(
+        torch.optim.AdamW(model.parameters(), lr=0.01), probe=lambda: 0.0, schedule=lambda s: s == 3
+    )
+    bare = torch.optim.AdamW(twin.parameters(), lr=0.01)
+    train(model, opt, 3)
+    train(twin, bare, 3)
+    assert opt.events[0]["accepted"] == 1.0 and len(opt.events[0]["multipliers"]) > 1
+    assert_same_tensors(weights(model), weights(twin))
+
+
+def test_quadratic_search_finds_the_vertex_of_a_quadratic_line():
+    # The probe along the line is (m - 4.2)^2: three points determine it, the fourth probe is the exact minimum.
+    theta = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
+    probe = lambda: (theta[0].item() / 0.1 - 4.2) ** 2  # noqa: E731
+    opt = ExtrapolatingOptimizer(torch.optim.SGD([theta], lr=0.1), probe=probe, schedule=lambda s: s == 1)
+    theta.grad = -torch.ones(2, dtype=torch.float64)
+    opt.step()
+    event = opt.events[0]
+    assert len(event["multipliers"]) == 4
+    assert event["accepted"] == pytest.approx(4.2)
+    assert theta[0].item() == pytest.approx(0.42)
+
+
+def test_tolerance_rejects_improvements_smaller_than_it():
+    theta = torch.nn.Parameter(torch.zeros(2))
+    probe = lambda: -theta.sum().item() * 1e-3  # noqa: E731  (gains of 2e-4 per multiplier step)
+    opt = ExtrapolatingOptimizer(torch.optim.SGD([theta], lr=0.1), probe=probe, preset="effopd", tolerance=1e-3)
+    theta.grad = -torch.ones(2)
+    opt.step()
+    assert opt.events[0]["accepted"] == 1.0
+
+
+def test_fixed_multiplier_needs_no_probe():
+    theta = torch.nn.Parameter(torch.zeros(2))
+    opt = ExtrapolatingOptimizer(torch.optim.SGD([theta], lr=0.1), search=Fixed(2.5), schedule=Every(1))
+    theta.grad = -torch.ones(2)
+    opt.step()
+    torch.testing.assert_close(theta.detach(), torch.full((2,), 0.25))
+    assert opt.events[0]["multipliers"] == [] and opt.events[0]["accepted"] == 2.5
+
+
+def reference_event(params, anchors, multiplier):
+    """The published formula, computed plainly: theta = A + m * (theta_1 - A)."""
+    return [a + multiplier * (p - a) for p, a in zip(params, anchors)]
+
+
+@pytest.mark.parametrize("direction", [None, LowRank(rank=1)])
+def test_foreach_path_equals_the_per_tensor_path(direction):
+    runs = []
+    for foreach in (True, False):
+        model = make_model()
+        opt = ExtrapolatingOptimizer(
+            torch.optim.AdamW(model.parameters(), lr=0.01),
+            probe=probe_for(model),
+            direction=direction,
+            foreach=foreach,
+            schedule=Every(3),
+        )
+        train(model, opt, 12)
+        runs.append((weights(model), opt.events))
+    assert_same_tensors(runs[0][0], runs[1][0])
+    assert [e["accepted"] for e in runs[0][1]] == [e["accepted"] for e in runs[1][1]]
+
+
+def test_in_place_moves_equal_the_published_formula():
+    model = make_model()
+    opt = ExtrapolatingOptimizer(torch.optim.AdamW(model.parameters(), lr=0.01), search=Fixed(3.0), schedule=Never())
+    train(model, opt, 5)
+    params = [p.detach().clone() for p in model.parameters()]
+    anchors = [opt.state[p][ANCHOR].clone() for p in model.parameters()]
+    opt.schedule = lambda s: True
+    opt.search = Greedy((2.0, 7.0, 3.0))  # visits 2, 7 and 3 (moves up and down the line), if each improves
+    opt.probe, opt.mode = iter([0.0, -1.0, -2.0, -3.0]).__next__, "min"
+    with torch.no_grad():
+        opt._event(opt.step_count)  # an event at the current weights, as after a step
+    assert opt.events[-1]["multipliers"] == [1.0, 2.0, 7.0, 3.0]
+    for got, want in zip(model.parameters(), reference_event(params, anchors, 3.0)):
+        torch.testing.assert_close(got.detach(), want, rtol=0, atol=1e-6)
+
+
+# --- Resume, checkpoints, copies ------------------------------------------------------------------------------------
+
+
+def make_wrapped(model, **kwargs):
+    kwargs.setdefault("schedule", Every(4))
+    return ExtrapolatingOptimizer(torch.optim.AdamW(model.parameters(), lr=0.01), probe=probe_for(model), **kwargs)
+
+
+def test_resume_is_bit_identical_to_the_uninterrupted_run():
+    model = make_model()
+    opt = make_wrapped(model)
+    train(model, opt, 6)
+    buffer = io.BytesIO()
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+
+    resumed_model = make_model(seed=123)
+    resumed_model.load_state_dict(saved["model"])
+    resumed = make_wrapped(resumed_model)
+    resumed.load_state_dict(saved["opt"])
+    assert resumed.step_count == 6
+
+    train(model, opt, 10, start=6)
+    train(resumed_model, resumed, 10, start=6)
+    assert_same_tensors(weights(model), weights(resumed_model))
+    assert_same_tensors(opt.state_dict(), resumed.state_dict())
+    assert [e["accepted"] for e in opt.events[-3:]] == [e["accepted"] for e in resumed.events]
+
+
+def test_state_dict_before_the_first_step_is_standard_and_loadable():
+    model = make_model()
+    opt = make_wrapped(model)
+    sd = opt.state_dict()
+    assert set(sd) == {"state", "param_groups"} and sd["state"] == {}
+    buffer = io.BytesIO()
+    torch.save(sd, buffer)
+    buffer.seek(0)
+    fresh = make_wrapped(make_model())
+    fresh.load_state_dict(torch.load(buffer, weights_only=True))
+    train(model, fresh, 1)  # still usable
+
+
+def test_checkpoint_is_plain_and_holds_the_anchor_and_counter():
+    model = make_model()
+    opt = make_wrapped(model)
+    train(model, opt, 5)
+    sd = opt.state_dict()
+    assert type(sd["state"]) is dict and all(type(s) is dict for s in sd["state"].values())
+    assert all(ANCHOR in s for s in sd["state"].values())
+    assert all(g[STEP] == 5 and g["extrapolate"] is True for g in sd["param_groups"])
+
+
+def test_loads_a_bare_base_optimizer_checkpoint_and_keeps_the_selection():
+    model = make_model()
+    bare = torch.optim.AdamW(extrapolation_groups(model, lr=0.01))
+    train(model, bare, 3)
+    opt = ExtrapolatingOptimizer(
+        torch.optim.AdamW(extrapolation_groups(model, lr=0.01)), probe=probe_for(model), schedule=Every(2)
+    )
+    opt.load_state_dict(bare.state_dict())
+    assert [g["extrapolate"] for g in opt.param_groups] == [True, False]
+    assert opt.step_count == 0
+    before = weights(model)
+    train(model, opt, 2, start=3)
+    assert len(opt.events) == 1
+    assert not torch.equal(before["attn.weight"], model.attn.weight)
+
+
+def test_deepcopy_and_pickle_round_trip_and_continue_identically():
+    model = make_model()
+    opt = make_wrapped(model, search=Fixed(2.0))
+    train(model, opt, 5)
+    copied_model, copied_opt = copy.deepcopy((model, opt))
+    pickled_model, pickled_opt = pickle.loads(pickle.dumps((model, opt)))
+    for clone_model, clone_opt in ((copied_model, copied_opt), (pickled_model, pickled_opt)):
+        assert isinstance(clone_opt, ExtrapolatingOptimizer)
+        assert clone_opt.param_groups[0]["params"][0] is next(clone_model.parameters())
+        assert clone_opt.state[clone_opt.param_groups[0]["params"][0]][ANCHOR] is not None
+    train(model, opt, 4, start=5)
+    for clone_model, clone_opt in ((copied_model, copied_opt), (pickled_model, pickled_opt)):
+        train(clone_model, clone_opt, 4, start=5)
+        assert_same_tensors(weights(clone_model), weights(model))
+        assert [e["accepted"] for e in clone_opt.events] == [e["accepted"] for e in opt.events]
+
+
+def test_anchor_offloaded_to_cpu_gives_the_same_result():
+    results = []
+    for device in (None, "cpu"):
+        model = make_model()
+        opt = make_wrapped(model, anchor_device=device)
+        train(model, opt, 9)
+        results.append(weights(model))
+        assert all(opt.state[p][ANCHOR].device.type == "cpu" for p in model.parameters())
+    assert_same_tensors(*results)
+
+
+def test_memory_at_rest_is_one_copy_of_the_selected_parameters():
+    model = make_model()
+    opt = ExtrapolatingOptimizer(torch.optim.SGD(extrapolation_groups(model), lr=0.1), probe=probe_for(model))
+    train(model, opt, 5)
+    selected = [*model.attn.parameters(), *model.mlp.parameters()]
+    extra = [t for s in opt.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
+    assert sum(t.numel() for t in extra) == sum(p.numel() for p in selected)
+    assert opt._pending == {}
+
+
+# --- Fitting into torch -----------------------------------------------------------------------------------------------
+
+
+def test_is_an_optimizer_with_live_groups_state_and_defaults():
+    model = make_model()
+    base = torch.optim.AdamW(model.parameters(), lr=0.01)
+    opt = ExtrapolatingOptimizer(base, probe=probe_for(model))
+    assert isinstance(opt, torch.optim.Optimizer)
+    assert opt.param_groups is base.param_groups and opt.state is base.state and opt.defaults is base.defaults
+    base.load_state_dict(base.state_dict())  # replaces the base's list: the wrapper must follow
+    assert opt.param_groups is base.param_groups
+
+
+def test_lr_scheduler_drives_the_base_learning_rate():
+    model = make_model()
+    opt = make_wrapped(model)
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    for i in range(4):
+        train(model, opt, 1, start=i)
+        scheduler.step()
+    assert opt.optimizer.param_groups[0]["lr"] == pytest.approx(0.0025)
+    opt.load_state_dict(opt.state_dict())
+    scheduler.step()
+    assert opt.optimizer.param_groups[0]["lr"] == pytest.approx(0.0025)  # still attached after a load
+
+
+def test_grad_scaler_skips_inf_steps_without_counting_them():
+    model = make_model()
+    opt = make_wrapped(model)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**4)
+    for bad in (False, True, False):
+        opt.zero_grad()
+        scaler.scale(loss_of(model)).backward()
+        if bad:
+            model.attn.weight.grad[0, 0] = math.inf
+        before = weights(model)
+        scaler.step(opt)
+        scaler.update()
+        if bad:
+            assert_same_tensors(before, weights(model))
+    assert opt.step_count == 2
+
+
+def test_closure_runs_once_with_gradients_and_its_loss_is_returned():
+    model = make_model()
+    opt = make_wrapped(model)
+    calls = []
+
+    def closure():
+        calls.append(torch.is_grad_enabled())
+        opt.zero_grad()
+        loss = loss_of(model)
+        loss.backward()
+        return loss
+
+    loss = opt.step(closure)
+    assert calls == [True] and torch.isfinite(loss)
+
+
+def test_frozen_parameters_stay_and_get_no_anchor():
+    model = make_model()
+    model.embed.weight.requires_grad_(False)
+    frozen = model.embed.weight.detach().clone()
+    opt = make_wrapped(model, schedule=Every(1), search=Fixed(3.0))
+    train(model, opt, 4)
+    assert torch.equal(model.embed.weight, frozen)
+    assert ANCHOR not in opt.state.get(model.embed.weight, {})
+
+
+def test_added_param_group_is_anchored_and_extrapolated():
+    model = make_model()
+    opt = ExtrapolatingOptimizer(
+        torch.optim.SGD(model.attn.parameters(), lr=0.1), search=Fixed(2.0), schedule=Every(2)
+    )
+    train(model, opt, 1)
+    opt.add_param_group({"params": list(model.mlp.parameters())})
+    assert opt.param_groups[-1][STEP] == 1 and opt.param_groups[-1]["extrapolate"] is True
+    start = model.mlp.weight.detach().clone()
+    train(model, opt, 1, start=1)
+    after_step = opt.state[model.mlp.weight][ANCHOR]  # the event moved the anchor to the accepted point
+    assert torch.equal(after_step, model.mlp.weight.detach())
+    assert not torch.equal(start, model.mlp.weight.detach())
+
+
+def test_a_fake_step_with_zero_lr_and_zero_grads_moves_nothing_and_is_not_counted():
+    model = make_model()
+    opt = make_wrapped(model, schedule=Every(1), search=Fixed(3.0))
+    before = weights(model)
+    for group in opt.param_groups:
+        group["lr"] = 0.0
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    assert_same_tensors(before, weights(model))
+    assert opt.step_count == 0 and opt.events == []
+
+
+def test_step_hooks_run():
+    model = make_model()
+    opt = make_wrapped(model)
+    seen = []
+    opt.register_step_pre_hook(lambda o, a, k: seen.append("pre"))
+    opt.register_step_post_hook(lambda o, a, k: seen.append("post"))
+    train(model, opt, 1)
+    assert seen == ["pre", "post"]
+
+
+def test_schedule_free_style_train_eval_are_delegated():
+    schedulefree = pytest.importorskip("schedulefree")
+    model = make_model()
+    base = schedulefree.AdamWScheduleFree(model.parameters(), lr=0.01)
+    opt = ExtrapolatingOptimizer(base, probe=probe_for(model))
+    opt.train()
+    assert base.param_groups[0]["train_mode"] is True
+    opt.eval()
+    assert base.param_groups[0]["train_mode"] is False
+
+
+def test_extrapolation_groups_follow_the_paper_rule():
+    groups = extrapolation_groups(make_model(), lr=0.1)
+    chosen, rest = groups
+    model = make_model()
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert chosen["extrapolate"] is True and rest["extrapolate"] is False and chosen["lr"] == 0.1
+    assert len(chosen["params"]) == 4 and len(rest["params"]) == 3
+    assert not set(map(id, chosen["params"])) & set(map(id, rest["params"]))
+    assert names  # sanity
+
+
+def test_low_rank_direction_recovers_a_rank_one_update_and_leaves_the_rng_alone():
+    u, v = torch.randn(12, 1), torch.randn(1, 7)
+    rank_one = u @ v
+    noisy = rank_one + 1e-4 * torch.randn(12, 7)
+    deltas = [noisy.clone(), torch.randn(5)]
+    bias = deltas[1].clone()
+    state = torch.get_rng_state()
+    LowRank(rank=1)(deltas, step=3)
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.testing.assert_close(deltas[0], rank_one, atol=1e-3, rtol=0)
+    assert torch.equal(deltas[1], bias)  # vectors keep their plain update
+
+
+# --- Failures leave nothing lost --------------------------------------------------------------------------------------
+
+
+def twin_runs(probe, steps=3, **kwargs):
+    model, twin = make_model(), make_model()
+    opt = ExtrapolatingOptimizer(
+        torch.optim.AdamW(model.parameters(), lr=0.01), probe=probe, schedule=lambda s: s == steps, **kwargs
+    )
+    bare = torch.optim.AdamW(twin.parameters(), lr=0.01)
+    train(twin, bare, steps)
+    return model, opt, twin, bare
+
+
+def test_a_raising_probe_restores_the_weights_and_names_the_step():
+    calls = []
+
+    def probe():
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyError("validation set missing")
+        return float(-len(calls))  # improving: the search moves away from m = 1 before the failure
+
+    model, opt, twin, bare = twin_runs(probe)
+    train(model, opt, 2)
+    with pytest.raises(ProbeError, match="after step 3") as info:
+        train(model, opt, 1, start=2)
+    assert isinstance(info.value.__cause__, KeyError) and info.value.step == 3
+    assert_same_tensors(weights(model), weights(twin))
+    assert_same_tensors(base_state(opt), bare.state_dict()["state"])
+    assert all(torch.equal(opt.state[p][ANCHOR], p.detach()) for p in model.parameters())
+    train(model, opt, 1, start=3)  # training goes on
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_a_non_finite_probe_value_ends_the_event_at_the_base_step(bad):
+    values = iter([1.0, 0.5, bad])
+    model, opt, twin, bare = twin_runs(lambda: next(values))
+    train(model, opt, 3)
+    assert opt.events[0]["accepted"] == 1.0 and "non-finite probe" in opt.events[0]["reason"]
+    assert_same_tensors(weights(model), weights(twin))
+    assert_same_tensors(base_state(opt), bare.state_dict()["state"])
+
+
+def test_non_finite_candidate_weights_end_the_event_at_the_base_step():
+    theta = torch.nn.Parameter(torch.zeros(3, dtype=torch.float16))
+    opt = ExtrapolatingOptimizer(torch.optim.SGD([theta], lr=0.5), search=Fixed(1e6), schedule=Every(1))
+    theta.grad = -torch.ones(3, dtype=torch.float16)
+    opt.step()  # the base step leaves 0.5; m = 1e6 would be 5e5, past float16's 65504
+    assert "non-finite weights" in opt.events[0]["reason"] and opt.events[0]["accepted"] == 1.0
+    assert torch.equal(theta.detach(), torch.full((3,), 0.5, dtype=torch.float16))
+
+
+# --- Bad input ------------------------------------------------------------------------------------------------------
+
+
+def test_bad_input_is_named():
+    model = make_model()
+    adamw = lambda: torch.optim.AdamW(model.parameters())  # noqa: E731
+    probe = probe_for(model)
+    cases = [
+        (TypeError, "optimizer", lambda: ExtrapolatingOptimizer(model, probe=probe)),
+        (TypeError, "optimizer", lambda: ExtrapolatingOptimizer(ExtrapolatingOptimizer(adamw(), probe), probe)),
+        (TypeError, "probe", lambda: ExtrapolatingOptimizer(adamw(), probe=0.5)),
+        (ValueError, "probe", lambda: ExtrapolatingOptimizer(adamw())),
+        (ValueError, "mode", lambda: ExtrapolatingOptimizer(adamw(), probe, mode="up")),
+        (ValueError, "preset", lambda: ExtrapolatingOptimizer(adamw(), probe, preset="fast")),
+        (ValueError, "tolerance", lambda: ExtrapolatingOptimizer(adamw(), probe, tolerance=-1)),
+        (TypeError, "schedule", lambda: ExtrapolatingOptimizer(adamw(), probe, schedule=4)),
+        (
+            ValueError,
+            "no parameter is selected",
+            lambda: ExtrapolatingOptimizer(
+                torch.optim.AdamW([{"params": model.parameters(), "extrapolate": False}]), probe
+            ),
+        ),
+        (ValueError, "multipliers", lambda: Greedy((3, -1))),
+        (ValueError, "multipliers", lambda: Greedy(())),
+        (ValueError, "multiplier", lambda: Fixed(0)),
+        (ValueError, "k", lambda: Every(0)),
+        (ValueError, "rank", lambda: LowRank(0)),
+        (ValueError, "first", lambda: Quadratic(first=0.5)),
+        (ValueError, "pattern", lambda: extrapolation_groups(model, pattern="nothing_matches_this")),
+    ]
+    for error, name, make in cases:
+        with pytest.raises(error, match=name):
+            make()
+
+
+def test_a_search_returning_a_bad_multiplier_is_refused_and_restores():
+    model, opt, twin, _ = twin_runs(lambda: 0.0, search=lambda line: -2.0)
+    with pytest.raises(ValueError, match="search"):
+        train(model, opt, 3)
+    assert_same_tensors(weights(model), weights(twin))
