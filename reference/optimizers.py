@@ -39,10 +39,20 @@ def _schedulefree(model, lr, probes):
     return opt
 
 
+def _expo(model, lr, probes):
+    from effopt import ExtrapolatingOptimizer, Fixed
+
+    return ExtrapolatingOptimizer(_adamw(model, lr), search=Fixed(2.0), preset="effopd")
+
+
 BUILDERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adamw": lambda model, lr, probes: _adamw(model, lr),
     "effopt": lambda model, lr, probes: _effopt(model, lr, probes, "loss", preset="default"),
+    # The published rule with its sampled-accuracy probe, then the same rule with the smooth loss probe alone changed.
     "effopt-paper": lambda model, lr, probes: _effopt(model, lr, probes, "accuracy", preset="effopd"),
+    "effopt-paper-loss": lambda model, lr, probes: _effopt(model, lr, probes, "loss", preset="effopd"),
+    # A probe-free peer: ExPO's fixed extrapolation (theta + alpha (theta - anchor), alpha = 1) at the same events.
+    "expo": _expo,
     "lookahead": _lookahead,
     "schedulefree": _schedulefree,
 }
