@@ -154,17 +154,17 @@ def plot(task: str, runs: list[dict], out: Path) -> None:
     plt.close(fig)
 
 
-def write_report(data: dict, source: Path) -> str:
+def write_report(data: dict, source: Path, out: Path = RESULTS, readme: Path | None = README) -> str:
     runs = [b["extra_info"] for b in data["benchmarks"] if b["extra_info"].get("kind") == "speedup"]
     overhead = [b["extra_info"] for b in data["benchmarks"] if b["extra_info"].get("kind") == "overhead"]
     summary = summarise(runs)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     published = {
         task: {m: {k: f[k] for k in ("steps_to_target", "seconds_to_target", "final_metric", "speedup_steps",
                                      "speedup_seconds", "seeds", "device")} for m, f in methods.items()}
         for task, methods in summary.items()
     }
-    (RESULTS / "summary.json").write_text(json.dumps(published, indent=1) + "\n")
+    (out / "summary.json").write_text(json.dumps(published, indent=1) + "\n")
 
     mode = runs[0]["mode"] if runs else "?"
     machine = data.get("machine_info", {})
@@ -195,17 +195,18 @@ def write_report(data: dict, source: Path) -> str:
             f"![{task}]({task}.png)",
             "",
         ]
-        plot(task, [r for r in runs if r["task"] == task], RESULTS / f"{task}.png")
+        plot(task, [r for r in runs if r["task"] == task], out / f"{task}.png")
     if overhead:
         lines += ["## Overhead", "", f"Threads: {overhead[0]['threads']}.", "", overhead_table(overhead), ""]
     report = "\n".join(lines)
-    (RESULTS / "REPORT.md").write_text(report)
-    _update_readme(summary, overhead, mode, device)
+    (out / "REPORT.md").write_text(report)
+    if readme is not None:
+        _update_readme(readme, summary, mode, device)
     return report
 
 
-def _update_readme(summary: dict, overhead: list[dict], mode: str, device: str) -> None:
-    if not README.exists() or MARKERS[0] not in README.read_text():
+def _update_readme(readme: Path, summary: dict, mode: str, device: str) -> None:
+    if not readme.exists() or MARKERS[0] not in readme.read_text():
         return
     rows = [
         f"Measured by `make bench` (mode `{mode}`, device `{device}`); the full report with every method, seed and "
@@ -228,16 +229,18 @@ def _update_readme(summary: dict, overhead: list[dict], mode: str, device: str) 
             f"{best_text} |"
         )
     plots = [f"![{task}](benchmarks/results/{task}.png)" for task in summary if "opd" in task][:1]
-    text = README.read_text()
+    text = readme.read_text()
     start, end = text.index(MARKERS[0]) + len(MARKERS[0]), text.index(MARKERS[1])
-    README.write_text(text[:start] + "\n" + "\n".join(rows + [""] + plots) + "\n" + text[end:])
+    readme.write_text(text[:start] + "\n" + "\n".join(rows + [""] + plots) + "\n" + text[end:])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("json", type=Path, help="the file written by pytest --benchmark-json")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for REPORT.md, plots, summary.json")
+    parser.add_argument("--no-readme", action="store_true", help="leave README.md's results section as it is")
     args = parser.parse_args()
-    print(write_report(json.loads(args.json.read_text()), args.json))
+    print(write_report(json.loads(args.json.read_text()), args.json, args.out, None if args.no_readme else README))
 
 
 if __name__ == "__main__":

@@ -13,12 +13,15 @@ import pytest
 import torch
 
 from effopt import ANCHOR, ExtrapolatingOptimizer, Fixed, Never
+from benchmarks.tasks import MODE
 from effopt.optimizer import _Line
 
 SIZES = {  # name: (width, layers): stacks of square Linear layers
     "0.3M params": (128, 16),
     "8.4M params": (1024, 8),
 }
+if MODE == "smoke":
+    SIZES = {"0.3M params": (128, 16)}
 
 
 def make_model(width: int, layers: int) -> torch.nn.Module:
@@ -43,7 +46,7 @@ def test_overhead(benchmark, size):
     wrapped = ExtrapolatingOptimizer(
         torch.optim.AdamW(wrapped_model.parameters(), lr=1e-5), search=Fixed(3.0), schedule=Never()
     )
-    repeats = 300 if width <= 256 else 60
+    repeats = 10 if MODE == "smoke" else 300 if width <= 256 else 60
 
     def measure() -> dict:
         for _ in range(5):  # warm-up: state creation, anchors, allocator

@@ -1,0 +1,32 @@
+"""The benchmark harness runs one tiny task end to end and its report is written (no speed-up is asserted)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_harness_and_report_run_end_to_end(tmp_path):
+    env = dict(os.environ, EFFOPT_BENCH_MODE="smoke", EFFOPT_CACHE=str(tmp_path / "cache"))
+    raw = tmp_path / "bench.json"
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "benchmarks/", "-q", "-p", "no:cacheprovider", f"--benchmark-json={raw}"],
+        cwd=ROOT, env=env, check=True,
+    )
+    out = tmp_path / "results"
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.report", str(raw), "--out", str(out), "--no-readme"],
+        cwd=ROOT, env=env, check=True, capture_output=True,
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["classic"]) == {"adamw", "effopt"}
+    for figures in summary["classic"].values():
+        assert set(figures) == {"steps_to_target", "seconds_to_target", "final_metric", "speedup_steps",
+                                "speedup_seconds", "seeds", "device"}
+    assert summary["classic"]["adamw"]["speedup_steps"] == 1.0
+    report = (out / "REPORT.md").read_text()
+    assert "## classic" in report and "## Overhead" in report
+    assert (out / "classic.png").stat().st_size > 0
