@@ -7,12 +7,16 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
+
+if TYPE_CHECKING:
+    import datasets
 
 METRICS_DIR = Path(__file__).parent / "metrics"
 
@@ -31,18 +35,24 @@ def config_key(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def cached_state_dict(kind: str, config: dict, build: Callable[[], dict]) -> dict:
+def cached_state_dict(
+    kind: str, config: dict, build: Callable[[], dict], check: Callable[[dict], None] | None = None
+) -> dict:
     """Return the state dict that `build()` makes for `config`, training it only when the cache lacks it.
 
     The file is named by a hash of `config` and also stores `config`, so a file whose config does not match, or that
-    cannot be read, is reported with a warning and rebuilt; it is never used silently. Writes are atomic (a temporary
-    file in the same folder, then a rename), so an interrupted run never leaves a half-written checkpoint.
+    cannot be read, is reported with a warning and rebuilt; it is never used silently. `check` (default None: no
+    check), when given, is called on a loaded state dict and raises if it does not fit (for example
+    `model.load_state_dict`); such a file is rebuilt too. Writes are atomic (a temporary file in the same folder,
+    then a rename), so an interrupted run never leaves a half-written checkpoint.
     """
     path = cache_dir() / f"{kind}-{config_key(config)}.pt"
     if path.exists():
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
             if saved.get("config") == json.loads(json.dumps(config, default=str)):
+                if check is not None:
+                    check(saved["state_dict"])
                 return saved["state_dict"]
             warnings.warn(f"cache file {path} was made for another config; rebuilding it", stacklevel=2)
         except Exception as err:  # a truncated or foreign file
@@ -58,6 +68,47 @@ def cached_state_dict(kind: str, config: dict, build: Callable[[], dict]) -> dic
         if os.path.exists(tmp):
             os.remove(tmp)
     return state_dict
+
+
+def cached_dataset(kind: str, config: dict, build: Callable[[], "datasets.DatasetDict"]) -> "datasets.DatasetDict":
+    """The `datasets.DatasetDict` that `build()` makes for `config`, generated only when the cache lacks it.
+
+    Like `cached_state_dict`: a folder named by a hash of `config` holds the data (`save_to_disk`) and the config;
+    an unreadable folder, or one made for another config, is reported with a warning and rebuilt. The folder is
+    written under a temporary name and then renamed, so a reader never sees a half-written one.
+    """
+    import datasets
+
+    path = cache_dir() / f"{kind}-{config_key(config)}"
+    wanted = json.loads(json.dumps(config, default=str))
+    if path.exists():
+        try:
+            if json.loads((path / "effopt_config.json").read_text()) == wanted:
+                return datasets.load_from_disk(str(path))
+            warnings.warn(f"cache folder {path} was made for another config; rebuilding it", stacklevel=2)
+        except Exception as err:  # a partly deleted or foreign folder
+            warnings.warn(f"cache folder {path} is unreadable ({err!r}); rebuilding it", stacklevel=2)
+    data = build()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=path.name, suffix=".tmp"))
+    try:
+        bars_were_on = datasets.is_progress_bar_enabled()
+        datasets.disable_progress_bars()  # "Saving the dataset" bars, one per split
+        try:
+            data.save_to_disk(str(tmp))
+        finally:
+            if bars_were_on:
+                datasets.enable_progress_bars()
+        (tmp / "effopt_config.json").write_text(json.dumps(wanted, sort_keys=True))
+        if path.exists():
+            shutil.rmtree(path, ignore_errors=True)
+        try:
+            os.replace(tmp, path)
+        except OSError:  # another process renamed its copy first: theirs is as good as ours
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return datasets.load_from_disk(str(path))
 
 
 def load_metric(name: str):

@@ -1,0 +1,575 @@
+"""On-policy distillation (OPD) of a small causal LM, fully offline: the loop in which effopt's speed-up is measured.
+
+The task is n-digit addition with exact-match answers: the prompt "<s>0427+5191=" asks for the sum written with
+n + 1 digits, "05618</s>". A teacher (a Llama-architecture causal LM built from a config) is trained by supervised
+learning until it is nearly always right; a smaller student is warmed up by supervised learning only until it reaches
+a chosen accuracy, so that its samples are well formed but often wrong. OPD then trains the student on its own
+samples: the teacher scores every sampled token and the loss is the per-token reverse KL, KL(student || teacher),
+on the completion.
+
+Two regimes, because they give opposite answers for extrapolation (measured on this task before):
+  "near-teacher" (the default): the student is warmed up to about 60% and trained with a small learning rate, as in
+      post-training, where AdamW needs the whole budget to gain; extrapolating along the update can save steps here.
+  "far": the student is barely trained (about 5%) and AdamW runs at its best learning rate; little to gain.
+At the quick size (task_seed 0) the teacher scores 99.2% and AdamW's 300 steps take the student from 58.8% to 78.5%
+(near-teacher, lr 1e-5) and from 8.0% to 54.5% (far, lr 5e-4; 3e-4 and 1e-3 did worse), at about 0.065 s a step on
+one CPU core. In near-teacher the first 30 steps gain most (58.8% -> 70.5%), then accuracy climbs steadily.
+
+Everything is built locally and cached on disk under $EFFOPT_CACHE (reference.common.cache_dir): the data (a
+`datasets.DatasetDict`, by a hash of its config and seed), the teacher and the student's start (state dicts, by a hash
+of the model config, the training recipe and the seed). A missing, corrupt or mismatched cache entry is rebuilt with a
+warning. Nothing is fetched from a hub: the tokenizer is a transformers fast tokenizer over a 16-token vocabulary, the
+models come from configs, and exact match is the `evaluate` module shipped in reference/metrics/.
+
+    python -m reference.opd --optimizer adamw --regime near-teacher --steps 300 --out curve.json
+
+Seeds: `task_seed` fixes the world (data, teacher, the student's start) and `seed` fixes the run (which prompts, which
+samples), so several runs share one teacher. Same config, same optimizer: the same curve on CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from reference.common import cached_dataset, cached_state_dict, evaluating, load_metric, set_seed
+from reference.optimizers import OPTIMIZERS, Probes, build_optimizer
+
+PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
+VOCAB = [PAD, BOS, EOS, UNK, *"0123456789", "+", "="]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Sizes and regimes
+
+
+@dataclass(frozen=True)
+class Size:
+    """Everything that a size fixes: the task, both models, how they are trained, the OPD batch and evaluation sets."""
+
+    digits: int  # operand length: n-digit + n-digit, answer of n + 1 digits
+    teacher: dict  # LlamaConfig fields
+    student: dict
+    splits: dict  # split name -> number of problems; all splits are disjoint
+    teacher_steps: int  # at most this many supervised steps; stops early at teacher_target on the dev split
+    teacher_target: float
+    teacher_batch: int
+    student_max_steps: int  # the student's warm-up stops at the regime's target, or here
+    student_batch: int
+    check_every: int  # the teacher's dev accuracy is checked this often
+    student_check_every: int  # the student's, more often: its accuracy jumps within a few dozen steps
+    batch_size: int  # prompts per OPD step, one sample each
+    eval_every: int
+
+
+def _llama(hidden: int, layers: int, heads: int) -> dict:
+    return dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
+                intermediate_size=4 * hidden)
+
+
+SIZES: dict[str, Size] = {
+    # For tests: seconds to build, accuracy meaningless.
+    "tiny": Size(digits=2, teacher=_llama(32, 1, 2), student=_llama(16, 1, 2),
+                 splits=dict(train=4096, opd=512, dev=64, probe_loss=32, probe_accuracy=16, eval=64),
+                 teacher_steps=60, teacher_target=0.99, teacher_batch=64, student_max_steps=20, student_batch=64,
+                 check_every=20, student_check_every=10, batch_size=16, eval_every=2),
+    # CPU: the teacher trains once in about 4 minutes on one core; an OPD step takes about 0.065 s.
+    "quick": Size(digits=4, teacher=_llama(128, 2, 4), student=_llama(64, 2, 4),
+                  splits=dict(train=131072, opd=16384, dev=256, probe_loss=128, probe_accuracy=50, eval=512),
+                  teacher_steps=1500, teacher_target=0.99, teacher_batch=128, student_max_steps=4000,
+                  student_batch=128, check_every=25, student_check_every=5, batch_size=64, eval_every=10),
+    # One GPU: a longer task, larger models and batches, a larger evaluation set. Not yet run on a GPU: the regimes'
+    # learning rates were tuned at the quick size.
+    "gpu": Size(digits=5, teacher=_llama(256, 4, 8), student=_llama(96, 2, 4),
+                splits=dict(train=524288, opd=65536, dev=512, probe_loss=256, probe_accuracy=50, eval=1024),
+                teacher_steps=8000, teacher_target=0.99, teacher_batch=256, student_max_steps=8000,
+                student_batch=256, check_every=50, student_check_every=10, batch_size=256, eval_every=20),
+}
+
+
+@dataclass(frozen=True)
+class Regime:
+    student_target: float  # dev accuracy at which the student's warm-up stops
+    lr: float  # the default OPD learning rate (AdamW's best in "far", a post-training-sized one in "near-teacher")
+
+
+REGIMES: dict[str, Regime] = {
+    "near-teacher": Regime(student_target=0.6, lr=1e-5),
+    "far": Regime(student_target=0.05, lr=5e-4),
+}
+
+# The supervised recipe shared by the teacher and the student's warm-up.
+SFT = dict(lr=3e-3, betas=(0.9, 0.98), warmup=100, clip=1.0)
+
+
+@dataclass
+class OPDConfig:
+    """One OPD run. Fields left at None take the size's or the regime's default (`resolved()` fills them in)."""
+
+    size: str = "quick"  # "tiny" (tests), "quick" (two CPU cores) or "gpu"; see SIZES
+    regime: str = "near-teacher"  # "near-teacher" (capable student, small lr) or "far" (barely trained student)
+    optimizer: str = "adamw"  # a name in reference.optimizers.OPTIMIZERS (used when train() gets no make_optimizer)
+    lr: float | None = None  # None: the regime's lr (near-teacher 1e-5, far 5e-4)
+    steps: int = 300  # OPD steps (optimizer steps; one rollout batch each)
+    seed: int = 0  # the run: prompt order and the student's samples
+    task_seed: int = 0  # the world: data, teacher and the student's start (cached per task_seed)
+    loss: str = "sampled"  # "sampled": REINFORCE on the sampled-token reverse KL; "full": full-vocabulary reverse KL
+    batch_size: int | None = None  # prompts per step, one sample each; None: the size's (tiny 16, quick 64, gpu 256)
+    eval_every: int | None = None  # steps between evaluations; None: the size's (tiny 2, quick 10, gpu 20)
+    temperature: float = 1.0  # sampling temperature of the rollouts
+    device: str | None = None  # None: "cuda" when available, else "cpu"
+
+    def resolved(self) -> OPDConfig:
+        if self.size not in SIZES:
+            raise ValueError(f"size: expected one of {', '.join(SIZES)}, got {self.size!r}")
+        if self.regime not in REGIMES:
+            raise ValueError(f"regime: expected one of {', '.join(REGIMES)}, got {self.regime!r}")
+        if self.loss not in ("sampled", "full"):
+            raise ValueError(f"loss: expected 'sampled' or 'full', got {self.loss!r}")
+        if self.steps < 0:
+            raise ValueError(f"steps: expected >= 0, got {self.steps!r}")
+        for name in ("batch_size", "eval_every"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)!r}")
+        size, regime = SIZES[self.size], REGIMES[self.regime]
+        return replace(
+            self,
+            lr=regime.lr if self.lr is None else self.lr,
+            batch_size=size.batch_size if self.batch_size is None else self.batch_size,
+            eval_every=size.eval_every if self.eval_every is None else self.eval_every,
+            device=self.device or ("cuda" if torch.cuda.is_available() else "cpu"),
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Tokenizer and data
+
+
+@lru_cache(maxsize=None)
+def build_tokenizer():
+    """A transformers fast tokenizer with one token per character of "0123456789+=" and four specials."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {token: i for i, token in enumerate(VOCAB)}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    backend.decoder = decoders.Fuse()
+    backend.post_processor = processors.TemplateProcessing(single=f"{BOS} $A", special_tokens=[(BOS, vocab[BOS])])
+    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=BOS, eos_token=EOS, pad_token=PAD,
+                                   unk_token=UNK, padding_side="left")
+
+
+def _make_data(digits: int, splits: dict, seed: int):
+    """Disjoint splits of distinct problems a + b, operands uniform in [0, 10^digits), zero-padded to fixed width."""
+    import random
+
+    from datasets import Dataset, DatasetDict
+
+    tokenizer, rng, seen, out = build_tokenizer(), random.Random(seed), set(), {}
+    for name, count in splits.items():
+        pairs = []
+        while len(pairs) < count:
+            pair = (rng.randrange(10**digits), rng.randrange(10**digits))
+            if pair not in seen:
+                seen.add(pair)
+                pairs.append(pair)
+        prompts = [f"{a:0{digits}d}+{b:0{digits}d}=" for a, b in pairs]
+        answers = [f"{a + b:0{digits + 1}d}" for a, b in pairs]
+        out[name] = Dataset.from_dict({
+            "prompt": prompts,
+            "answer": answers,
+            "prompt_ids": tokenizer(prompts)["input_ids"],  # "<s>" first
+            "answer_ids": [ids + [tokenizer.eos_token_id]
+                           for ids in tokenizer(answers, add_special_tokens=False)["input_ids"]],
+        })
+    return DatasetDict(out)
+
+
+@dataclass
+class Split:
+    prompts: list[str]
+    answers: list[str]
+    prompt_ids: torch.Tensor  # (N, P), every prompt the same length
+    answer_ids: torch.Tensor  # (N, T), the answer and "</s>"
+
+    @classmethod
+    def of(cls, dataset, device) -> Split:
+        strings = dataset.select_columns(["prompt", "answer"])[:]  # whole columns at once: row by row is slow
+        ids = dataset.select_columns(["prompt_ids", "answer_ids"]).with_format("torch")[:]
+        return cls(strings["prompt"], strings["answer"], ids["prompt_ids"].to(device), ids["answer_ids"].to(device))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Models, generation, exact match
+
+
+def build_model(spec: dict, device="cpu"):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = build_tokenizer()
+    config = LlamaConfig(vocab_size=len(VOCAB), max_position_embeddings=64, tie_word_embeddings=False,
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, **spec)
+    return LlamaForCausalLM(config).to(device)
+
+
+def generate(model, prompt_ids: torch.Tensor, new_tokens: int, sample: bool, temperature: float = 1.0,
+             chunk: int = 1024) -> torch.Tensor:
+    """Completions (N, new_tokens) of fixed-length prompts: greedy, or sampled at `temperature` (no top-k/top-p).
+
+    After "</s>" the rest of a row is "<pad>". Uses the global RNG; callers that must not disturb it fork it.
+    """
+    from transformers import GenerationConfig
+
+    tokenizer = build_tokenizer()
+    config = GenerationConfig(max_new_tokens=new_tokens, min_new_tokens=0, do_sample=sample, use_cache=True,
+                              pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                              bos_token_id=tokenizer.bos_token_id,
+                              **(dict(temperature=temperature, top_k=0, top_p=1.0) if sample else {}))
+    out = []
+    with torch.no_grad():
+        for part in prompt_ids.split(chunk):
+            seq = model.generate(part, attention_mask=torch.ones_like(part), generation_config=config)
+            completion = seq[:, part.shape[1]:]
+            if completion.shape[1] < new_tokens:  # every row stopped early
+                completion = F.pad(completion, (0, new_tokens - completion.shape[1]), value=tokenizer.pad_token_id)
+            out.append(completion)
+    return torch.cat(out)
+
+
+def completion_mask(completion: torch.Tensor) -> torch.Tensor:
+    """1.0 on the completion's tokens up to and including the first "</s>", 0.0 after it."""
+    is_eos = (completion == build_tokenizer().eos_token_id).long()
+    return ((is_eos.cumsum(1) - is_eos) == 0).float()
+
+
+def decode(completion: torch.Tensor) -> list[str]:
+    """Answer strings: each row up to its first "</s>"."""
+    tokenizer = build_tokenizer()
+    rows = []
+    for row in completion.tolist():
+        rows.append(row[: row.index(tokenizer.eos_token_id)] if tokenizer.eos_token_id in row else row)
+    return tokenizer.batch_decode(rows, skip_special_tokens=True)
+
+
+@lru_cache(maxsize=None)
+def exact_match_metric():
+    return load_metric("exact_match")
+
+
+def exact_match(model, split: Split, sample: bool = False, temperature: float = 1.0) -> float:
+    completion = generate(model, split.prompt_ids, split.answer_ids.shape[1], sample, temperature)
+    return float(exact_match_metric().compute(predictions=decode(completion), references=split.answers)["exact_match"])
+
+
+def log_probs(model, prompt_ids: torch.Tensor, completion: torch.Tensor) -> torch.Tensor:
+    """log p(. | prefix) at each completion position: (N, T, V)."""
+    logits = model(torch.cat([prompt_ids, completion], 1)).logits[:, prompt_ids.shape[1] - 1: -1]
+    return logits.float().log_softmax(-1)
+
+
+def reverse_kl(student_logp: torch.Tensor, teacher_logp: torch.Tensor) -> torch.Tensor:
+    """KL(student || teacher) over the vocabulary at each position: sum_v p_s(v) (log p_s(v) - log p_t(v))."""
+    return (student_logp.exp() * (student_logp - teacher_logp)).sum(-1)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Supervised training: the teacher, and the student's warm-up
+
+
+def _supervised(model, train: Split, dev: Split, steps: int, batch: int, target: float, check_every: int, seed: int,
+                desc: str, progress: bool) -> dict:
+    """Cross-entropy on answer tokens until greedy dev accuracy reaches `target` (checked every `check_every` steps)
+    or `steps` run out; AdamW with a linear warm-up, then a cosine decay over `steps`. Returns a CPU state dict."""
+    from tqdm.auto import tqdm
+
+    opt = torch.optim.AdamW(model.parameters(), lr=SFT["lr"], betas=SFT["betas"], weight_decay=0.0)
+    order = torch.Generator().manual_seed(seed)
+    model.train()
+    bar = tqdm(range(1, steps + 1), desc=desc, disable=not progress, leave=False)
+    accuracy = 0.0
+    for step in bar:
+        lr = SFT["lr"] * min(1.0, step / SFT["warmup"]) * 0.5 * (1 + math.cos(math.pi * step / steps))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        rows = torch.randint(len(train.answers), (batch,), generator=order).to(train.prompt_ids.device)
+        logp = log_probs(model, train.prompt_ids[rows], train.answer_ids[rows])
+        loss = F.nll_loss(logp.flatten(0, 1), train.answer_ids[rows].flatten())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), SFT["clip"])
+        opt.step()
+        if step % check_every == 0 or step == steps:
+            with evaluating(model):
+                accuracy = exact_match(model, dev)
+            bar.set_postfix(loss=f"{loss.item():.3f}", dev_accuracy=f"{accuracy:.3f}")
+            if accuracy >= target:
+                break
+    bar.close()
+    return {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# prepare(): data, teacher, the student's start, probe sets
+
+
+@dataclass
+class Task:
+    """What `prepare` builds: shared by every run of one (size, regime, task_seed, device); never modified by a run."""
+
+    size: str
+    regime: str
+    task_seed: int
+    device: str
+    tokenizer: object
+    data: dict[str, Split]
+    teacher: torch.nn.Module  # frozen, eval mode
+    student_spec: dict
+    student_state: dict  # the student's start (CPU tensors)
+    teacher_metric: float  # the teacher's greedy exact match on the eval split
+    probe_sequences: tuple[torch.Tensor, torch.Tensor]  # probe_loss prompts and the teacher's greedy completions
+    probe_teacher_logp: torch.Tensor  # the teacher's log-probs on those completions, (N, T, V)
+    probe_mask: torch.Tensor  # the completions' mask, (N, T)
+
+
+def prepare(cfg: OPDConfig, progress: bool = True) -> Task:
+    """Build or load (from the cache) the data, the teacher and the student's start for `cfg`; cheap when warm."""
+    cfg = cfg.resolved()
+    size, regime = SIZES[cfg.size], REGIMES[cfg.regime]
+    device = torch.device(cfg.device)
+
+    data_config = dict(task="addition", digits=size.digits, splits=size.splits, seed=cfg.task_seed, vocab=VOCAB)
+    dataset = cached_dataset("opd-data", data_config, lambda: _make_data(size.digits, size.splits, cfg.task_seed))
+    data = {name: Split.of(dataset[name], device) for name in size.splits}
+
+    def trained(kind: str, spec: dict, recipe: dict, seed_offset: int):
+        config = dict(data=data_config, model=spec, recipe=recipe, sft=SFT, seed=cfg.task_seed)
+
+        def build():
+            set_seed(cfg.task_seed + seed_offset)
+            model = build_model(spec, device)
+            return _supervised(model, data["train"], data["dev"], seed=cfg.task_seed + seed_offset,
+                               desc=f"training the {kind}", progress=progress, **recipe)
+
+        def check(state_dict):
+            build_model(spec).load_state_dict(state_dict)  # raises on missing, unexpected or misshapen tensors
+
+        return cached_state_dict(f"opd-{kind}", config, build, check=check)
+
+    teacher_recipe = dict(steps=size.teacher_steps, batch=size.teacher_batch, target=size.teacher_target,
+                          check_every=size.check_every)
+    student_recipe = dict(steps=size.student_max_steps, batch=size.student_batch, target=regime.student_target,
+                          check_every=size.student_check_every)
+    teacher = build_model(size.teacher, device)
+    teacher.load_state_dict(trained("teacher", size.teacher, teacher_recipe, 1))
+    teacher.eval().requires_grad_(False)
+    student_state = trained("student", size.student, student_recipe, 2)
+
+    # The loss probe's fixed sequences (its prompts, the teacher's greedy answers) and the teacher's log-probs on them.
+    probe = data["probe_loss"]
+    with torch.no_grad():
+        completion = generate(teacher, probe.prompt_ids, probe.answer_ids.shape[1], sample=False)
+        teacher_logp = log_probs(teacher, probe.prompt_ids, completion)
+        teacher_metric = exact_match(teacher, data["eval"])
+    return Task(cfg.size, cfg.regime, cfg.task_seed, cfg.device, build_tokenizer(), data, teacher, size.student,
+                student_state, teacher_metric, (probe.prompt_ids, completion), teacher_logp,
+                completion_mask(completion))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Probes for the wrapper
+
+
+def make_probes(task: Task, student, seed: int = 1234) -> Probes:
+    """{"loss": (validation reverse KL, "min"), "accuracy": (sampled validation accuracy, "max")}.
+
+    loss: KL(student || teacher) over the full vocabulary, teacher-forced on the fixed probe sequences (the teacher's
+        greedy answers to the probe_loss prompts), averaged over their tokens: cheap, smooth, deterministic.
+    accuracy: exact match of one sample per probe_accuracy prompt (about 50) at temperature 1, the paper's signal:
+        noisy. Its samples come from a forked RNG seeded with `seed`: deterministic given the weights, and the
+        training RNG stream is left untouched.
+    Both run in eval mode and restore the mode they found.
+    """
+    prompts, completion = task.probe_sequences
+    cuda = [torch.device(task.device).index or 0] if torch.device(task.device).type == "cuda" else []
+
+    def loss() -> float:
+        with evaluating(student):
+            kl = reverse_kl(log_probs(student, prompts, completion), task.probe_teacher_logp)
+            return float((kl * task.probe_mask).sum() / task.probe_mask.sum())
+
+    def accuracy() -> float:
+        with evaluating(student), torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(seed)
+            return exact_match(student, task.data["probe_accuracy"], sample=True)
+
+    return {"loss": (loss, "min"), "accuracy": (accuracy, "max")}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The OPD loop
+
+
+def opd_loss(student, teacher, prompt_ids: torch.Tensor, completion: torch.Tensor, form: str):
+    """(loss to minimise, mean per-token reverse KL for the log) on the student's own sampled completions.
+
+    sampled: the per-token advantage A_t = -(log p_s(a_t) - log p_t(a_t)), detached, times log p_s(a_t): the
+        score-function (REINFORCE) form of the sampled-token reverse KL estimator, as in the EffOPD code. That code
+        feeds it to a PPO-clipped surrogate; with one update per rollout the ratio is 1 at the update, the clip never
+        binds and the surrogate's gradient is exactly this one, so the plain form is used.
+    full: sum_v p_s(v) (log p_s(v) - log p_t(v)) at each position, differentiated through the student's distribution.
+    Both average over completion tokens (up to and including "</s>").
+    """
+    mask = completion_mask(completion)
+    tokens = mask.sum().clamp_min(1.0)
+    student_logp = log_probs(student, prompt_ids, completion)
+    with torch.no_grad():
+        teacher_logp = log_probs(teacher, prompt_ids, completion)
+    student_token = student_logp.gather(-1, completion.unsqueeze(-1)).squeeze(-1)
+    teacher_token = teacher_logp.gather(-1, completion.unsqueeze(-1)).squeeze(-1)
+    log_ratio = (student_token - teacher_token) * mask
+    if form == "sampled":
+        advantage = -log_ratio.detach()
+        return -(advantage * student_token * mask).sum() / tokens, float(log_ratio.detach().sum() / tokens)
+    kl = (reverse_kl(student_logp, teacher_logp) * mask).sum() / tokens
+    return kl, float(kl.detach())
+
+
+def _sync(device: str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def train(cfg: OPDConfig, make_optimizer: Callable | None = None, task: Task | None = None,
+          progress: bool = True) -> dict:
+    """Run OPD for `cfg.steps` steps and return the learning curve.
+
+    make_optimizer(model, probes) -> torch.optim.Optimizer; None: build_optimizer(cfg.optimizer, model, lr, probes).
+    Returns {"config", "initial_metric", "final_metric", "teacher_metric", "curve", "events", "train_seconds",
+    "eval_seconds", "device"}. The metric is greedy exact match on the eval split (higher is better). Each curve point
+    (step 0 included) holds step, train_seconds and eval_seconds (cumulative; probe calls count as training), metric,
+    loss (the mean per-token reverse KL of the rollouts since the previous point; None at step 0) and val_kl (the loss
+    probe's value: the reverse KL on the fixed probe sequences).
+    """
+    from tqdm.auto import tqdm
+
+    cfg = cfg.resolved()
+    if task is None:
+        task = prepare(cfg, progress=progress)
+    elif (task.size, task.regime, task.task_seed, task.device) != (cfg.size, cfg.regime, cfg.task_seed, cfg.device):
+        raise ValueError(f"task was prepared for size={task.size}, regime={task.regime}, task_seed={task.task_seed}, "
+                         f"device={task.device}; cfg asks for {cfg.size}, {cfg.regime}, {cfg.task_seed}, {cfg.device}")
+
+    student = build_model(task.student_spec, cfg.device)
+    student.load_state_dict(task.student_state)
+    student.train()
+    probes = make_probes(task, student)
+    if make_optimizer is None:
+        opt = build_optimizer(cfg.optimizer, student, cfg.lr, probes)
+    else:
+        opt = make_optimizer(student, probes)
+
+    set_seed(cfg.seed)  # the rollouts sample from the global RNG
+    order = torch.Generator().manual_seed(cfg.seed)
+    prompts, new_tokens = task.data["opd"].prompt_ids, task.data["eval"].answer_ids.shape[1]
+    train_seconds = eval_seconds = 0.0
+    losses: list[float] = []
+    curve = []
+
+    def evaluate(step: int) -> None:
+        nonlocal eval_seconds
+        _sync(cfg.device)
+        start = time.perf_counter()
+        with evaluating(student, opt):
+            metric = exact_match(student, task.data["eval"])
+            val_kl = probes["loss"][0]()
+        _sync(cfg.device)
+        eval_seconds += time.perf_counter() - start
+        loss = sum(losses) / len(losses) if losses else None
+        losses.clear()
+        curve.append(dict(step=step, train_seconds=train_seconds, eval_seconds=eval_seconds, metric=metric,
+                          loss=loss, val_kl=val_kl))
+
+    evaluate(0)
+    bar = tqdm(range(1, cfg.steps + 1), desc=f"opd {cfg.regime} {cfg.optimizer}", disable=not progress)
+    bar.set_postfix(metric=f"{curve[-1]['metric']:.3f}")
+    for step in bar:
+        _sync(cfg.device)
+        start = time.perf_counter()
+        rows = torch.randint(len(prompts), (cfg.batch_size,), generator=order).to(prompts.device)
+        prompt_ids = prompts[rows]
+        completion = generate(student, prompt_ids, new_tokens, sample=True, temperature=cfg.temperature)
+        loss, kl = opd_loss(student, task.teacher, prompt_ids, completion, cfg.loss)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        _sync(cfg.device)
+        train_seconds += time.perf_counter() - start
+        losses.append(kl)
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            evaluate(step)
+            bar.set_postfix(metric=f"{curve[-1]['metric']:.3f}", kl=f"{curve[-1]['loss']:.4f}")
+    bar.close()
+    return {
+        "config": asdict(cfg),
+        "initial_metric": curve[0]["metric"],
+        "final_metric": curve[-1]["metric"],
+        "teacher_metric": task.teacher_metric,
+        "curve": curve,
+        "events": list(getattr(opt, "events", [])),
+        "train_seconds": train_seconds,
+        "eval_seconds": eval_seconds,
+        "device": str(cfg.device),
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Command line
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m reference.opd", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS)
+    parser.add_argument("--size", default="quick", choices=tuple(SIZES))
+    parser.add_argument("--regime", default="near-teacher", choices=tuple(REGIMES))
+    parser.add_argument("--lr", type=float, default=None, help="default: the regime's")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--task-seed", type=int, default=0)
+    parser.add_argument("--loss", default="sampled", choices=("sampled", "full"))
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the size's")
+    parser.add_argument("--eval-every", type=int, default=None, help="default: the size's")
+    parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    parser.add_argument("--out", default=None, help="write the result as JSON here")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    cfg = OPDConfig(size=args.size, regime=args.regime, optimizer=args.optimizer, lr=args.lr, steps=args.steps,
+                    seed=args.seed, task_seed=args.task_seed, loss=args.loss, batch_size=args.batch_size,
+                    eval_every=args.eval_every, device=args.device)
+    result = train(cfg, progress=not args.no_progress)
+    print(f"{cfg.regime} {cfg.optimizer}: exact match {result['initial_metric']:.3f} -> {result['final_metric']:.3f} "
+          f"in {cfg.steps} steps, {result['train_seconds']:.1f} s training + {result['eval_seconds']:.1f} s evaluation "
+          f"(teacher {result['teacher_metric']:.3f}, device {result['device']})")
+    if args.out:
+        folder = os.path.dirname(os.path.abspath(args.out))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        with os.fdopen(fd, "w") as file:
+            json.dump(result, file, indent=1)
+        os.replace(tmp, args.out)
+    return result
+
+
+if __name__ == "__main__":
+    main()

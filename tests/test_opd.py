@@ -1,0 +1,130 @@
+"""Smoke tests of the OPD reference loop (reference/opd.py) at its tiny size, in a temporary cache."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from reference import opd
+from reference.opd import OPDConfig
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("EFFOPT_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return tmp_path
+
+
+def _files(folder):
+    return {path.name: path.stat().st_mtime_ns for path in folder.iterdir() if path.suffix == ".pt"}
+
+
+def _without_timings(result):
+    return [{k: v for k, v in point.items() if not k.endswith("seconds")} for point in result["curve"]]
+
+
+def test_runs_end_to_end_and_reuses_the_cache(cache):
+    cfg = OPDConfig(size="tiny", steps=4, eval_every=2, device="cpu")
+    task = opd.prepare(cfg, progress=False)
+    files = _files(cache)
+    assert len(files) == 2  # the teacher and the student's start
+
+    seen = {}
+
+    def make_optimizer(model, probes):
+        seen.update(probes)
+        return torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    result = opd.train(cfg, make_optimizer=make_optimizer, task=task, progress=False)
+    assert set(seen) == {"loss", "accuracy"} and seen["loss"][1] == "min" and seen["accuracy"][1] == "max"
+    assert [point["step"] for point in result["curve"]] == [0, 2, 4]
+    assert result["curve"][0]["loss"] is None
+    for point in result["curve"]:
+        assert 0.0 <= point["metric"] <= 1.0 and math.isfinite(point["val_kl"])
+        assert point["loss"] is None or math.isfinite(point["loss"])
+    assert result["initial_metric"] == result["curve"][0]["metric"]
+    assert result["final_metric"] == result["curve"][-1]["metric"]
+    assert result["train_seconds"] > 0 and result["device"] == "cpu" and result["events"] == []
+    json.dumps(result)
+
+    again = opd.prepare(cfg, progress=False)  # warm: loads, never retrains or rewrites
+    assert _files(cache) == files
+    for name, tensor in task.student_state.items():
+        assert torch.equal(tensor, again.student_state[name])
+
+
+def test_same_seed_same_curve_and_both_losses(cache):
+    cfg = OPDConfig(size="tiny", regime="far", loss="full", steps=3, eval_every=1, device="cpu")
+    task = opd.prepare(cfg, progress=False)
+    first = opd.train(cfg, task=task, progress=False)
+    assert _without_timings(first) == _without_timings(opd.train(cfg, task=task, progress=False))
+    other = opd.train(OPDConfig(size="tiny", regime="far", steps=3, eval_every=1, device="cpu", seed=1), task=task,
+                      progress=False)
+    assert all(math.isfinite(point["loss"]) for point in other["curve"][1:])
+    assert first["config"]["lr"] == opd.REGIMES["far"].lr  # None resolved to the regime's default
+
+
+def test_probes_are_deterministic_and_leave_mode_and_rng_alone(cache):
+    task = opd.prepare(OPDConfig(size="tiny", device="cpu"), progress=False)
+    student = opd.build_model(task.student_spec)
+    student.load_state_dict(task.student_state)
+    student.train()
+    probes = opd.make_probes(task, student)
+    for name, (probe, _) in probes.items():
+        rng = torch.get_rng_state()
+        value = probe()
+        assert isinstance(value, float) and math.isfinite(value), name
+        assert value == probe(), name
+        assert torch.equal(rng, torch.get_rng_state()), name
+        assert student.training, name
+
+
+def test_a_corrupt_or_mismatched_cache_file_is_rebuilt(cache):
+    cfg = OPDConfig(size="tiny", device="cpu")
+    task = opd.prepare(cfg, progress=False)
+    teacher_file = next(path for path in cache.iterdir() if path.name.startswith("opd-teacher"))
+    teacher_file.write_bytes(b"not a checkpoint")
+    with pytest.warns(UserWarning, match="unreadable"):
+        rebuilt = opd.prepare(cfg, progress=False)
+    for name, tensor in task.teacher.state_dict().items():  # training is deterministic: the same teacher again
+        assert torch.equal(tensor, rebuilt.teacher.state_dict()[name])
+
+    student_file = next(path for path in cache.iterdir() if path.name.startswith("opd-student"))
+    saved = torch.load(student_file, weights_only=True)
+    saved["state_dict"].pop(next(iter(saved["state_dict"])))  # same config, a tensor missing
+    torch.save(saved, student_file)
+    with pytest.warns(UserWarning, match="rebuilding"):
+        opd.prepare(cfg, progress=False)
+    assert len(torch.load(student_file, weights_only=True)["state_dict"]) == len(task.student_state)
+
+    data_folder = next(path for path in cache.iterdir() if path.name.startswith("opd-data"))
+    (data_folder / "effopt_config.json").unlink()
+    with pytest.warns(UserWarning, match="unreadable"):
+        again = opd.prepare(cfg, progress=False)
+    assert again.data["eval"].answers == task.data["eval"].answers
+
+
+def test_command_line_writes_the_curve(cache, tmp_path):
+    out = tmp_path / "run" / "curve.json"
+    opd.main(["--size", "tiny", "--steps", "2", "--eval-every", "1", "--device", "cpu", "--no-progress",
+              "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert [point["step"] for point in result["curve"]] == [0, 1, 2] and result["config"]["size"] == "tiny"
+
+
+def test_rejects_a_task_prepared_for_another_config(cache):
+    task = opd.prepare(OPDConfig(size="tiny", device="cpu"), progress=False)
+    with pytest.raises(ValueError, match="prepared for"):
+        opd.train(OPDConfig(size="tiny", regime="far", device="cpu"), task=task, progress=False)
+    with pytest.raises(ValueError, match="regime"):
+        OPDConfig(regime="close").resolved()
+
+
+def test_runs_with_effopt(cache):
+    pytest.importorskip("effopt")
+    cfg = OPDConfig(size="tiny", optimizer="effopt", steps=4, eval_every=2, device="cpu")
+    result = opd.train(cfg, progress=False)
+    assert math.isfinite(result["final_metric"])
+    json.dumps(result["events"])
