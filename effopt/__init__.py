@@ -8,6 +8,7 @@ from .optimizer import ANCHOR, PRESETS, ExtrapolatingOptimizer, ProbeError
 from .policies import (
     PAPER_PATTERN,
     Accumulated,
+    Backoff,
     Every,
     Fixed,
     Greedy,
@@ -23,6 +24,7 @@ __all__ = [
     "PAPER_PATTERN",
     "PRESETS",
     "Accumulated",
+    "Backoff",
     "Every",
     "ExtrapolatingOptimizer",
     "Fixed",

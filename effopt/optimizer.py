@@ -28,16 +28,17 @@ from collections.abc import Callable
 import torch
 import torch.distributed as dist
 
-from .policies import Accumulated, Greedy, PowersOfTwo, Quadratic
+from .policies import Accumulated, Backoff, Greedy, PowersOfTwo, Quadratic
 
 ANCHOR = "effopt_anchor"  #: key of the anchor in the base optimizer's per-parameter state
 STEP = "effopt_step"  #: key of the counted steps, in every param group
+SCHEDULE = "effopt_schedule"  #: key of a stateful schedule's state_dict(), in every param group
 CHUNK_NUMEL = 1 << 25  #: the first move of an event holds a transient delta of at most this many elements
 
 #: Named sets of pieces. "effopd" is the published rule; "default" is effopt's own choice for a smooth loss probe.
 PRESETS: dict[str, Callable[[], dict]] = {
     "effopd": lambda: {"schedule": PowersOfTwo(), "search": Greedy((3, 5, 7, 9, 11)), "direction": Accumulated()},
-    "default": lambda: {"schedule": PowersOfTwo(), "search": Quadratic(), "direction": Accumulated()},
+    "default": lambda: {"schedule": Backoff(10), "search": Quadratic(), "direction": Accumulated()},
 }
 
 
@@ -64,7 +65,8 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
             be deterministic given the weights (fixed data, its own RNG) and switch the model to eval mode itself if
             it needs to. Required unless the search is probe-free (:class:`effopt.Fixed`).
         mode: ``"min"`` if lower probe values are better (a loss, the default), ``"max"`` if higher are (accuracy).
-        preset: ``"default"`` (powers-of-two events, :class:`~effopt.Quadratic` line search) or ``"effopd"`` (the
+        preset: ``"default"`` (:class:`~effopt.Backoff` events: every 10 steps while extrapolation pays, backing off
+            while it does not; a :class:`~effopt.Quadratic` line search) or ``"effopd"`` (the
             published rule: powers of two, :class:`~effopt.Greedy` over 3, 5, 7, 9, 11, strict improvement).
             ``schedule``, ``search`` and ``direction`` replace the preset's pieces.
         schedule: ``schedule(step) -> bool``; ``step`` counts base steps taken with a non-zero learning rate.
@@ -205,6 +207,11 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
             group[STEP] = step
         if self.schedule(step):
             self._event(step)
+            if hasattr(self.schedule, "observe"):
+                self.schedule.observe(step, self.events[-1]["accepted"])
+            if hasattr(self.schedule, "state_dict"):
+                for group in self.param_groups:
+                    group[SCHEDULE] = dict(self.schedule.state_dict())
         return loss
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -223,6 +230,8 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         for group, flag in zip(self.param_groups, flags):
             group.setdefault("extrapolate", flag)
             group.setdefault(STEP, 0)
+        if SCHEDULE in self.param_groups[0] and hasattr(self.schedule, "load_state_dict"):
+            self.schedule.load_state_dict(self.param_groups[0][SCHEDULE])
         self._pending.clear()
         self._complete = False
         if self.anchor_device is not None:  # Optimizer.load_state_dict moved every state tensor to its param's device

@@ -3,6 +3,8 @@
 Each piece is a small object with one job; any callable with the same signature works in its place.
 
 - **When** (a *schedule*): ``schedule(step) -> bool`` is asked after every counted optimizer step ``step = 1, 2, ...``.
+  A schedule with ``observe(step, accepted)`` hears each event's outcome; one with ``state_dict()`` and
+  ``load_state_dict()`` has that state kept in the optimizer's checkpoint.
 - **What moves**: param groups with ``extrapolate=True`` (the default); :func:`extrapolation_groups` builds groups from
   parameter names with the paper's attention/MLP rule.
 - **Which direction** (a *direction*): ``direction(deltas, step)`` may rewrite, in place, the accumulated updates
@@ -26,6 +28,7 @@ import torch
 __all__ = [
     "PAPER_PATTERN",
     "Accumulated",
+    "Backoff",
     "Every",
     "Fixed",
     "Greedy",
@@ -74,6 +77,46 @@ class Every:
 
     def __repr__(self) -> str:
         return f"Every({self.k}, start={self.start})"
+
+
+class Backoff:
+    """Events that come often while extrapolation pays and back off while it does not.
+
+    The wait between events doubles after every event (1, 2, 4, 8, ... as in :class:`PowersOfTwo`); while events
+    accept a move forward (multiplier > 1) it is capped at ``interval``, so a run where extrapolation pays gets an
+    event every ``interval`` steps; after an event that accepts nothing it may keep doubling up to ``max_interval``, so
+    a run where it does not pay spends few probe calls. The wrapper reports each event through ``observe`` and keeps
+    ``state_dict()`` in its checkpoint.
+
+    Args:
+        interval: the shortest wait once the first events are past (default 10).
+        max_interval: the longest wait (default 128).
+    """
+
+    def __init__(self, interval: int = 10, max_interval: int = 128) -> None:
+        for name, value in (("interval", interval), ("max_interval", max_interval)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: expected a positive int, got {value!r}")
+        if max_interval < interval:
+            raise ValueError(f"max_interval: expected at least interval ({interval}), got {max_interval}")
+        self.interval, self.max_interval = interval, max_interval
+        self.next_step, self.wait = 1, 1
+
+    def __call__(self, step: int) -> bool:
+        return step >= self.next_step
+
+    def observe(self, step: int, accepted: float) -> None:
+        self.wait = min(2 * self.wait, self.interval if accepted > 1 else self.max_interval)
+        self.next_step = step + self.wait
+
+    def state_dict(self) -> dict:
+        return {"next_step": self.next_step, "wait": self.wait}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.next_step, self.wait = int(state["next_step"]), int(state["wait"])
+
+    def __repr__(self) -> str:
+        return f"Backoff(interval={self.interval}, max_interval={self.max_interval})"
 
 
 class Never:

@@ -39,6 +39,13 @@ def _schedulefree(model, lr, probes):
     return opt
 
 
+def _effopt_variant(model, lr, probes, **pieces):
+    import effopt
+
+    made = {name: getattr(effopt, cls)() for name, cls in pieces.items()}
+    return _effopt(model, lr, probes, "loss", **made)
+
+
 def _expo(model, lr, probes):
     from effopt import ExtrapolatingOptimizer, Fixed
 
@@ -51,6 +58,10 @@ BUILDERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     # The published rule with its sampled-accuracy probe, then the same rule with the smooth loss probe alone changed.
     "effopt-paper": lambda model, lr, probes: _effopt(model, lr, probes, "accuracy", preset="effopd"),
     "effopt-paper-loss": lambda model, lr, probes: _effopt(model, lr, probes, "loss", preset="effopd"),
+    # Then the search changed too (a quadratic line search, still at powers of two); "effopt" adds the schedule.
+    "effopt-quadratic": lambda model, lr, probes: _effopt_variant(model, lr, probes, schedule="PowersOfTwo"),
+    # The default with the update denoised: each matrix's update projected on its top singular direction.
+    "effopt-lowrank": lambda model, lr, probes: _effopt_variant(model, lr, probes, direction="LowRank"),
     # A probe-free peer: ExPO's fixed extrapolation (theta + alpha (theta - anchor), alpha = 1) at the same events.
     "expo": _expo,
     "lookahead": _lookahead,

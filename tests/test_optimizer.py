@@ -10,6 +10,7 @@ import torch
 
 from effopt import (
     ANCHOR,
+    Backoff,
     Every,
     ExtrapolatingOptimizer,
     Fixed,
@@ -196,6 +197,16 @@ def test_tolerance_rejects_improvements_smaller_than_it():
     assert opt.events[0]["accepted"] == 1.0
 
 
+def test_backoff_is_frequent_while_moves_pay_and_backs_off_when_they_do_not():
+    schedule = Backoff(interval=4, max_interval=16)
+    steps = []
+    for step in range(1, 80):
+        if schedule(step):
+            steps.append(step)
+            schedule.observe(step, 3.0 if step < 20 else 1.0)  # moves pay until step 20, then never
+    assert steps == [1, 3, 7, 11, 15, 19, 23, 31, 47, 63, 79]
+
+
 def test_fixed_multiplier_needs_no_probe():
     theta = torch.nn.Parameter(torch.zeros(2))
     opt = ExtrapolatingOptimizer(torch.optim.SGD([theta], lr=0.1), search=Fixed(2.5), schedule=Every(1))
@@ -252,9 +263,10 @@ def make_wrapped(model, **kwargs):
     return ExtrapolatingOptimizer(torch.optim.AdamW(model.parameters(), lr=0.01), probe=probe_for(model), **kwargs)
 
 
-def test_resume_is_bit_identical_to_the_uninterrupted_run():
+@pytest.mark.parametrize("schedule", [Every(4), Backoff(interval=3, max_interval=8)], ids=repr)
+def test_resume_is_bit_identical_to_the_uninterrupted_run(schedule):
     model = make_model()
-    opt = make_wrapped(model)
+    opt = make_wrapped(model, schedule=copy.deepcopy(schedule))
     train(model, opt, 6)
     buffer = io.BytesIO()
     torch.save({"model": model.state_dict(), "opt": opt.state_dict()}, buffer)
@@ -263,15 +275,17 @@ def test_resume_is_bit_identical_to_the_uninterrupted_run():
 
     resumed_model = make_model(seed=123)
     resumed_model.load_state_dict(saved["model"])
-    resumed = make_wrapped(resumed_model)
+    resumed = make_wrapped(resumed_model, schedule=copy.deepcopy(schedule))
     resumed.load_state_dict(saved["opt"])
     assert resumed.step_count == 6
 
+    events_before = len(opt.events)
     train(model, opt, 10, start=6)
     train(resumed_model, resumed, 10, start=6)
     assert_same_tensors(weights(model), weights(resumed_model))
     assert_same_tensors(opt.state_dict(), resumed.state_dict())
-    assert [e["accepted"] for e in opt.events[-3:]] == [e["accepted"] for e in resumed.events]
+    assert len(resumed.events) >= 2
+    assert opt.events[events_before:] == [dict(e, seconds=f["seconds"]) for e, f in zip(resumed.events, opt.events[events_before:])]
 
 
 def test_state_dict_before_the_first_step_is_standard_and_loadable():
@@ -572,6 +586,8 @@ def test_bad_input_is_named():
         (ValueError, "multipliers", lambda: Greedy(())),
         (ValueError, "multiplier", lambda: Fixed(0)),
         (ValueError, "k", lambda: Every(0)),
+        (ValueError, "interval", lambda: Backoff(0)),
+        (ValueError, "max_interval", lambda: Backoff(10, max_interval=5)),
         (ValueError, "rank", lambda: LowRank(0)),
         (ValueError, "first", lambda: Quadratic(first=0.5)),
         (ValueError, "pattern", lambda: extrapolation_groups(model, pattern="nothing_matches_this")),
