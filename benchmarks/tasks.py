@@ -21,7 +21,7 @@ if MODE not in ("quick", "full", "smoke"):
 PEERS = ("adamw", "effopt", "effopt-paper", "lookahead", "schedulefree", "expo")
 # Rows that say which change bought what: the published rule, then its probe swapped for the smooth loss, then the
 # search swapped for the quadratic line search, then (effopt) the schedule swapped for Backoff; and a denoised direction.
-ABLATIONS = ("effopt-paper-loss", "effopt-quadratic", "effopt-lowrank")
+ABLATIONS = ("effopt-paper-loss", "effopt-quadratic", "effopt-backoff5", "effopt-lowrank")
 
 
 @dataclass
@@ -100,7 +100,8 @@ def tasks(mode: str = MODE) -> list[Task]:
     listed = [
         Task("opd-near", "post-training", _opd("near-teacher", size, steps, 1e-5, "full"), PEERS + ABLATIONS, seeds,
              f"OPD, {near} 1e-5, full-vocabulary reverse KL, {steps} steps"),
-        Task("opd-far", "far from the teacher, tuned lr", _opd("far", size, steps, 5e-4, "full"), PEERS, seeds,
+        Task("opd-far", "far from the teacher, tuned lr", _opd("far", size, steps, 5e-4, "full"),
+             PEERS + ("effopt-backoff5",), seeds,
              f"OPD, barely trained student (about 5%), AdamW's best lr 5e-4, full-vocabulary reverse KL, {steps} steps"),
         Task("sft", "post-training", _sft(size, steps, 3e-6), PEERS, seeds,
              f"supervised fine-tuning of the OPD task's {near} 3e-6, {steps} steps"),

@@ -196,8 +196,9 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
             loss = self.optimizer.step()
         else:
             loss = self.optimizer.step(torch.enable_grad()(closure))
-        for param in [p for p in self._pending if p.grad is not None]:  # the base has now initialised its state
-            self.state[param][ANCHOR] = self._pending.pop(param)
+        if self._pending:
+            for param in [p for p in self._pending if p.grad is not None]:  # the base has initialised its state now
+                self.state[param][ANCHOR] = self._pending.pop(param)
 
         lrs = [group["lr"] for group in self.param_groups if "lr" in group]
         if lrs and all(_is_zero(lr) for lr in lrs):

@@ -30,3 +30,13 @@ def test_harness_and_report_run_end_to_end(tmp_path):
     report = (out / "REPORT.md").read_text()
     assert "## classic" in report and "## Overhead" in report
     assert (out / "classic.png").stat().st_size > 0
+
+
+def test_full_mode_covers_both_regimes_three_seeds_and_several_learning_rates():
+    from benchmarks.tasks import tasks
+
+    full = tasks("full")
+    names = [t.name for t in full]
+    assert {"opd-near", "opd-far", "sft", "echodistill", "classic"} <= set(names)
+    assert all(t.seeds == (0, 1, 2) for t in full)
+    assert sum(n.startswith("opd-near") for n in names) >= 3 and sum(n.startswith("opd-far") for n in names) >= 3
