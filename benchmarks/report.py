@@ -126,6 +126,32 @@ def overhead_table(runs: list[dict]) -> str:
     return "\n".join(rows)
 
 
+def product_target(summary: dict) -> list[str]:
+    """The product's stated target, checked on OPD in the post-training regime, whichever way it goes."""
+    methods = summary.get("opd-near")
+    if not methods or "effopt" not in methods or BASELINE not in methods:
+        return []
+    ours, base = methods["effopt"], methods[BASELINE]
+    peers = {m: f for m, f in methods.items() if not m.startswith("effopt") and m != BASELINE}
+    steps, seconds = ours["speedup_steps"], ours["speedup_seconds"]
+    share = None if not seconds else 1 / seconds
+    best_peer = max(peers.items(), key=lambda kv: kv[1]["speedup_steps"] or 0, default=(None, None))
+    checks = [
+        ("at most a third of AdamW's steps (speed-up >= 3x)", steps is not None and steps >= 3,
+         f"{_fmt(steps, 2, 'x')}" + ("" if steps is None or steps >= 3 else f", short by {3 - steps:.2f}x")),
+        ("at most 40% of its wall-clock (speed-up >= 2.5x)", seconds is not None and seconds >= 2.5,
+         f"{_fmt(share and 100 * share, 0, '%')} of AdamW's seconds"),
+        ("a final metric no lower", ours["final_metric"] >= base["final_metric"],
+         f"{ours['final_metric']:.3f} vs {base['final_metric']:.3f}"),
+        ("ahead of every peer", all((steps or 0) > (f["speedup_steps"] or 0) for f in peers.values()),
+         f"best peer {best_peer[0]} at {_fmt(best_peer[1] and best_peer[1]['speedup_steps'], 2, 'x')}"),
+    ]
+    lines = ["## Against the product's target (opd-near, effopt's default)", "",
+             "| target | met | measured |", "|---|---|---|"]
+    lines += [f"| {what} | {'yes' if ok else 'NO'} | {measured} |" for what, ok, measured in checks]
+    return lines + [""]
+
+
 def plot(task: str, runs: list[dict], out: Path) -> None:
     import matplotlib
 
@@ -182,6 +208,7 @@ def write_report(data: dict, source: Path, out: Path = RESULTS, readme: Path | N
         "with the spread in brackets; `never` means the target was not reached within the budget.",
         "",
     ]
+    lines += product_target(summary)
     for task, methods in summary.items():
         first = next(iter(methods.values()))
         lines += [

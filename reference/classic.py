@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from reference.common import evaluating, set_seed
+from reference.common import evaluating, run_result, set_seed
 from reference.optimizers import OPTIMIZERS, build_optimizer
 
 
@@ -88,15 +88,7 @@ def train(cfg: ClassicConfig, make_optimizer=None, progress: bool = False) -> di
                           "metric": metric, "loss": loss.item()})
             if progress:
                 print(f"step {step:5d}  loss {loss.item():.4f}  accuracy {metric:.4f}")
-    return {
-        "config": asdict(cfg),
-        "initial_metric": curve[0]["metric"],
-        "final_metric": curve[-1]["metric"],
-        "curve": curve,
-        "events": list(getattr(opt, "events", [])),
-        "train_seconds": train_seconds,
-        "device": "cpu",
-    }
+    return run_result(cfg, curve, opt, train_seconds, "cpu", eval_seconds=eval_seconds)
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -116,6 +117,21 @@ def load_metric(name: str):
     import evaluate
 
     return evaluate.load(str(METRICS_DIR / name))
+
+
+def run_result(cfg, curve: list[dict], optimizer, train_seconds: float, device, **extra) -> dict:
+    """What every reference loop returns (and its command line writes as JSON): the config, the curve (step 0
+    first), the metric at both ends, the optimizer's extrapolation events (if it has any), training seconds, device."""
+    return {
+        "config": dataclasses.asdict(cfg),
+        "initial_metric": curve[0]["metric"],
+        "final_metric": curve[-1]["metric"],
+        "curve": curve,
+        "events": list(getattr(optimizer, "events", [])),
+        "train_seconds": train_seconds,
+        "device": str(device),
+        **extra,
+    }
 
 
 @contextlib.contextmanager

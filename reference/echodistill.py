@@ -39,14 +39,14 @@ import functools
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from reference import audio
-from reference.common import cache_dir, cached_state_dict, evaluating, load_metric, set_seed
+from reference.common import cache_dir, cached_state_dict, evaluating, load_metric, run_result, set_seed
 from reference.optimizers import build_optimizer
 
 # Model, data and clean pre-training per size; `lr` is the post-training learning rate.
@@ -522,15 +522,7 @@ def train(cfg: EchoConfig, make_optimizer=None, task: Task | None = None, progre
             rewards.append(reward)
         if step % cfg.eval_every == 0 or step == cfg.steps:
             point(step)
-    result = {
-        "config": asdict(cfg),
-        "initial_metric": curve[0]["metric"],
-        "final_metric": curve[-1]["metric"],
-        "curve": curve,
-        "events": list(getattr(opt, "events", [])),
-        "train_seconds": clock["train"],
-        "device": task.device,
-    }
+    result = run_result(cfg, curve, opt, clock["train"], task.device)
     if cfg.final_all_snrs:
         with evaluating(student, opt):
             final = evaluate_snrs(student, evaluation, audio.SNRS)

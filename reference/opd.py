@@ -35,14 +35,14 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-from reference.common import cached_dataset, cached_state_dict, evaluating, load_metric, set_seed
+from reference.common import cached_dataset, cached_state_dict, evaluating, load_metric, run_result, set_seed
 from reference.optimizers import OPTIMIZERS, Probes, build_optimizer
 
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
@@ -521,17 +521,8 @@ def train(cfg: OPDConfig, make_optimizer: Callable | None = None, task: Task | N
             evaluate(step)
             bar.set_postfix(metric=f"{curve[-1]['metric']:.3f}", kl=f"{curve[-1]['loss']:.4f}")
     bar.close()
-    return {
-        "config": asdict(cfg),
-        "initial_metric": curve[0]["metric"],
-        "final_metric": curve[-1]["metric"],
-        "teacher_metric": task.teacher_metric,
-        "curve": curve,
-        "events": list(getattr(opt, "events", [])),
-        "train_seconds": train_seconds,
-        "eval_seconds": eval_seconds,
-        "device": str(cfg.device),
-    }
+    return run_result(cfg, curve, opt, train_seconds, cfg.device, eval_seconds=eval_seconds,
+                      teacher_metric=task.teacher_metric)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

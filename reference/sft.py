@@ -13,14 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from reference import opd
-from reference.common import evaluating, set_seed
+from reference.common import evaluating, run_result, set_seed
 from reference.optimizers import OPTIMIZERS, Probes, build_optimizer
 
 
@@ -96,16 +96,7 @@ def train(cfg: SFTConfig, make_optimizer: Callable | None = None, task: opd.Task
         train_seconds += time.perf_counter() - start
         if step % ocfg.eval_every == 0 or step == cfg.steps:
             evaluate(step, loss.item())
-    return {
-        "config": asdict(cfg),
-        "initial_metric": curve[0]["metric"],
-        "final_metric": curve[-1]["metric"],
-        "curve": curve,
-        "events": list(getattr(opt, "events", [])),
-        "train_seconds": train_seconds,
-        "eval_seconds": eval_seconds,
-        "device": str(ocfg.device),
-    }
+    return run_result(cfg, curve, opt, train_seconds, ocfg.device, eval_seconds=eval_seconds)
 
 
 def main() -> None:
