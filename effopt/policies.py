@@ -83,7 +83,7 @@ class Backoff:
     """Events that come often while extrapolation pays and back off while it does not.
 
     The wait between events doubles after every event (1, 2, 4, 8, ... as in :class:`PowersOfTwo`); while events
-    accept a move forward (multiplier > 1) it is capped at ``interval``, so a run where extrapolation pays gets an
+    accept a move forward (multiplier > ``pays_above``) it is capped at ``interval``, so a run where extrapolation pays gets an
     event every ``interval`` steps; after an event that accepts nothing it may keep doubling up to ``max_interval``, so
     a run where it does not pay spends few probe calls. The wrapper reports each event through ``observe`` and keeps
     ``state_dict()`` in its checkpoint.
@@ -91,22 +91,25 @@ class Backoff:
     Args:
         interval: the shortest wait once the first events are past (default 10).
         max_interval: the longest wait (default 128).
+        pays_above: an event pays if it accepts a multiplier above this (default 1: any move forward). Raise it to
+            make short intervals cheap where moves are small: an event costs its probe calls.
     """
 
-    def __init__(self, interval: int = 10, max_interval: int = 128) -> None:
+    def __init__(self, interval: int = 10, max_interval: int = 128, pays_above: float = 1.0) -> None:
         for name, value in (("interval", interval), ("max_interval", max_interval)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected a positive int, got {value!r}")
         if max_interval < interval:
             raise ValueError(f"max_interval: expected at least interval ({interval}), got {max_interval}")
         self.interval, self.max_interval = interval, max_interval
+        self.pays_above = _positive("pays_above", pays_above)
         self.next_step, self.wait = 1, 1
 
     def __call__(self, step: int) -> bool:
         return step >= self.next_step
 
     def observe(self, step: int, accepted: float) -> None:
-        self.wait = min(2 * self.wait, self.interval if accepted > 1 else self.max_interval)
+        self.wait = min(2 * self.wait, self.interval if accepted > self.pays_above else self.max_interval)
         self.next_step = step + self.wait
 
     def state_dict(self) -> dict:
@@ -116,7 +119,7 @@ class Backoff:
         self.next_step, self.wait = int(state["next_step"]), int(state["wait"])
 
     def __repr__(self) -> str:
-        return f"Backoff(interval={self.interval}, max_interval={self.max_interval})"
+        return f"Backoff(interval={self.interval}, max_interval={self.max_interval}, pays_above={self.pays_above})"
 
 
 class Never:

@@ -46,10 +46,10 @@ def _effopt_variant(model, lr, probes, **pieces):
     return _effopt(model, lr, probes, "loss", **made)
 
 
-def _backoff(interval):
+def _backoff(interval, pays_above):
     from effopt import Backoff
 
-    return Backoff(interval)
+    return Backoff(interval, pays_above=pays_above)
 
 
 def _expo(model, lr, probes):
@@ -66,8 +66,8 @@ BUILDERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "effopt-paper-loss": lambda model, lr, probes: _effopt(model, lr, probes, "loss", preset="effopd"),
     # Then the search changed too (a quadratic line search, still at powers of two); "effopt" adds the schedule.
     "effopt-quadratic": lambda model, lr, probes: _effopt_variant(model, lr, probes, schedule="PowersOfTwo"),
-    # The default with events twice as often while they pay: more gain in post-training, more probe cost elsewhere.
-    "effopt-backoff5": lambda model, lr, probes: _effopt(model, lr, probes, "loss", schedule=_backoff(5)),
+    # Events twice as often while they move by more than 1.5x: more gain in post-training, more probe cost elsewhere.
+    "effopt-backoff5": lambda model, lr, probes: _effopt(model, lr, probes, "loss", schedule=_backoff(5, 1.5)),
     # The default with the update denoised: each matrix's update projected on its top singular direction.
     "effopt-lowrank": lambda model, lr, probes: _effopt_variant(model, lr, probes, direction="LowRank"),
     # A probe-free peer: ExPO's fixed extrapolation (theta + alpha (theta - anchor), alpha = 1) at the same events.

@@ -205,6 +205,13 @@ def test_backoff_is_frequent_while_moves_pay_and_backs_off_when_they_do_not():
             steps.append(step)
             schedule.observe(step, 3.0 if step < 20 else 1.0)  # moves pay until step 20, then never
     assert steps == [1, 3, 7, 11, 15, 19, 23, 31, 47, 63, 79]
+    # with pays_above, small moves count as not paying
+    schedule, steps = Backoff(interval=4, max_interval=16, pays_above=1.5), []
+    for step in range(1, 40):
+        if schedule(step):
+            steps.append(step)
+            schedule.observe(step, 1.2)
+    assert steps == [1, 3, 7, 15, 31]
 
 
 def test_fixed_multiplier_needs_no_probe():
@@ -588,6 +595,7 @@ def test_bad_input_is_named():
         (ValueError, "k", lambda: Every(0)),
         (ValueError, "interval", lambda: Backoff(0)),
         (ValueError, "max_interval", lambda: Backoff(10, max_interval=5)),
+        (ValueError, "pays_above", lambda: Backoff(10, pays_above=0)),
         (ValueError, "rank", lambda: LowRank(0)),
         (ValueError, "first", lambda: Quadratic(first=0.5)),
         (ValueError, "pattern", lambda: extrapolation_groups(model, pattern="nothing_matches_this")),
