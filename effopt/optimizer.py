@@ -357,7 +357,7 @@ class _Line:
         self.probing = True
         value = float(self.opt.probe())
         self.probing = False
-        value = _mean_over_ranks(value, self.chunks)
+        value = _mean_over_ranks(value)
         self.record["multipliers"].append(self.m)
         self.record["values"].append(value)
         if not math.isfinite(value):
@@ -480,24 +480,20 @@ def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def _reduce_device(chunks) -> torch.device:
-    if dist.get_backend() == "gloo" or not chunks:
-        return torch.device("cpu")
-    return chunks[0][0][0].device
-
-
-def _mean_over_ranks(value: float, chunks) -> float:
-    """The probe value averaged over ranks, so every rank takes the same decisions."""
+def _sum_over_ranks(value: float) -> float:
+    """The sum of `value` over ranks (gloo reduces on the CPU, NCCL on the current GPU); `value` where not distributed."""
     if not _distributed():
         return value
-    t = torch.tensor([value], dtype=torch.float64, device=_reduce_device(chunks))
+    device = "cpu" if dist.get_backend() == "gloo" else torch.cuda.current_device()
+    t = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(t)
-    return t.item() / dist.get_world_size()
+    return t.item()
+
+
+def _mean_over_ranks(value: float) -> float:
+    """The probe value averaged over ranks, so every rank takes the same decisions."""
+    return _sum_over_ranks(value) / (dist.get_world_size() if _distributed() else 1)
 
 
 def _any_rank(flag: bool) -> bool:
-    if not _distributed():
-        return flag
-    t = torch.tensor([float(flag)], device="cpu" if dist.get_backend() == "gloo" else torch.cuda.current_device())
-    dist.all_reduce(t)
-    return t.item() > 0
+    return _sum_over_ranks(float(flag)) > 0

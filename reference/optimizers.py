@@ -11,6 +11,8 @@ from typing import Callable
 
 import torch
 
+from effopt import Backoff, ExtrapolatingOptimizer, Fixed, LowRank, PowersOfTwo
+
 Probes = dict[str, tuple[Callable[[], float], str]]
 
 
@@ -18,9 +20,7 @@ def _adamw(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
     return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
 
 
-def _effopt(model, lr, probes, probe_name, **kwargs):
-    from effopt import ExtrapolatingOptimizer
-
+def _effopt(model, lr, probes, probe_name="loss", **kwargs):
     probe, mode = probes[probe_name]
     return ExtrapolatingOptimizer(_adamw(model, lr), probe=probe, mode=mode, **kwargs)
 
@@ -39,37 +39,22 @@ def _schedulefree(model, lr, probes):
     return opt
 
 
-def _effopt_variant(model, lr, probes, **pieces):
-    import effopt
-
-    made = {name: getattr(effopt, cls)() for name, cls in pieces.items()}
-    return _effopt(model, lr, probes, "loss", **made)
-
-
-def _backoff(interval, pays_above):
-    from effopt import Backoff
-
-    return Backoff(interval, pays_above=pays_above)
-
-
 def _expo(model, lr, probes):
-    from effopt import ExtrapolatingOptimizer, Fixed
-
     return ExtrapolatingOptimizer(_adamw(model, lr), search=Fixed(2.0), preset="effopd")
 
 
 BUILDERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adamw": lambda model, lr, probes: _adamw(model, lr),
-    "effopt": lambda model, lr, probes: _effopt(model, lr, probes, "loss", preset="default"),
+    "effopt": lambda model, lr, probes: _effopt(model, lr, probes, preset="default"),
     # The published rule with its sampled-accuracy probe, then the same rule with the smooth loss probe alone changed.
     "effopt-paper": lambda model, lr, probes: _effopt(model, lr, probes, "accuracy", preset="effopd"),
-    "effopt-paper-loss": lambda model, lr, probes: _effopt(model, lr, probes, "loss", preset="effopd"),
+    "effopt-paper-loss": lambda model, lr, probes: _effopt(model, lr, probes, preset="effopd"),
     # Then the search changed too (a quadratic line search, still at powers of two); "effopt" adds the schedule.
-    "effopt-quadratic": lambda model, lr, probes: _effopt_variant(model, lr, probes, schedule="PowersOfTwo"),
+    "effopt-quadratic": lambda model, lr, probes: _effopt(model, lr, probes, schedule=PowersOfTwo()),
     # Events twice as often while they move by more than 1.5x: more gain in post-training, more probe cost elsewhere.
-    "effopt-backoff5": lambda model, lr, probes: _effopt(model, lr, probes, "loss", schedule=_backoff(5, 1.5)),
+    "effopt-backoff5": lambda model, lr, probes: _effopt(model, lr, probes, schedule=Backoff(5, pays_above=1.5)),
     # The default with the update denoised: each matrix's update projected on its top singular direction.
-    "effopt-lowrank": lambda model, lr, probes: _effopt_variant(model, lr, probes, direction="LowRank"),
+    "effopt-lowrank": lambda model, lr, probes: _effopt(model, lr, probes, direction=LowRank(1)),
     # A probe-free peer: ExPO's fixed extrapolation (theta + alpha (theta - anchor), alpha = 1) at the same events.
     "expo": _expo,
     "lookahead": _lookahead,
