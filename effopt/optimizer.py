@@ -369,11 +369,9 @@ class _Line:
             return
         if self.m == 1.0 and self.swapped:
             raise RuntimeError("search: the line cannot leave m = 1 once it has returned there")
-        stage = self.opt.anchor_device is not None
         if self.m == 1.0:
             for ps, xs in self.chunks:  # delta = P - A; A <- P (= theta_1); P += (m - 1) * delta
-                xd = [x.to(p.device, non_blocking=True) for p, x in zip(ps, xs)] if stage else xs
-                delta = self.ops.sub(ps, xd)
+                delta = self.ops.sub(ps, self._staged(ps, xs))
                 self.opt.direction(delta, self.step)
                 self.ops.copy_(xs, ps)
                 self.ops.add_(ps, delta, m - 1.0)
@@ -381,9 +379,14 @@ class _Line:
         else:
             weight = 1.0 - (m - 1.0) / (self.m - 1.0)  # P <- theta_1 + w' (P - theta_1), as lerp(P, theta_1, 1 - w')
             for ps, xs in self.chunks:
-                xd = [x.to(p.device, non_blocking=True) for p, x in zip(ps, xs)] if stage else xs
-                self.ops.lerp_(ps, xd, weight)
+                self.ops.lerp_(ps, self._staged(ps, xs), weight)
         self.m = m
+
+    def _staged(self, ps: list, xs: list) -> list:
+        """The anchors on their parameters' device (a copy per chunk only when anchors are offloaded)."""
+        if self.opt.anchor_device is None:
+            return xs
+        return [x.to(p.device, non_blocking=True) for p, x in zip(ps, xs)]
 
     def _finite(self) -> bool:
         return all(self.ops.finite(ps) for ps, _ in self.chunks)
