@@ -4,6 +4,7 @@ their direction matches the final one. Torch only; works on state dicts (or `mod
     from effopt.analysis import update_profile, alignment
     profile = update_profile(start_state, end_state)           # per tensor: norms, low-rank concentration
     early = alignment(start_state, step50_state, end_state)    # per tensor: cosine, principal angles
+    summarize(profile, early)                                  # whole-model figures from both
 
 An *update* is ``after - before`` of one tensor. For a matrix ``U`` (a tensor of more than two dimensions is read as
 ``(shape[0], -1)``) with singular values ``s_1 >= s_2 >= ...``:
@@ -20,10 +21,11 @@ default) and the entropy-based effective rank is left out (None), since it needs
 from __future__ import annotations
 
 import math
+import statistics
 
 import torch
 
-__all__ = ["alignment", "update_profile"]
+__all__ = ["alignment", "summarize", "update_profile"]
 
 
 def _matrix(t: torch.Tensor) -> torch.Tensor | None:
@@ -77,7 +79,8 @@ def alignment(
     start: dict[str, torch.Tensor], early: dict[str, torch.Tensor], final: dict[str, torch.Tensor], k: int = 4
 ) -> dict[str, dict]:
     """How well the early update ``early - start`` points where the final one ``final - start`` goes, per tensor:
-    ``cosine`` of the flattened updates and, for matrices, the ``principal_angles`` (degrees, ascending) between
+    ``cosine`` of the flattened updates, their ``norms`` (early, final) and, for matrices, the ``principal_angles``
+    (degrees, ascending) between
     their top-``k`` left singular subspaces (0 = the same subspace, 90 = orthogonal).
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -89,7 +92,8 @@ def alignment(
         u_early = early[name].detach().double() - s.detach().double()
         u_final = final[name].detach().double() - s.detach().double()
         denominator = u_early.norm() * u_final.norm()
-        row = {"cosine": (u_early.flatten() @ u_final.flatten() / denominator).item() if denominator > 0 else None}
+        row = {"cosine": (u_early.flatten() @ u_final.flatten() / denominator).item() if denominator > 0 else None,
+               "norms": (u_early.norm().item(), u_final.norm().item())}
         a, b = _matrix(u_early), _matrix(u_final)
         if a is not None and denominator > 0:
             r = min(k, *a.shape)
@@ -99,3 +103,43 @@ def alignment(
             row["principal_angles"] = sorted(math.degrees(math.acos(c)) for c in cosines.tolist())
         result[name] = row
     return result
+
+
+def summarize(profile: dict[str, dict], aligned: dict[str, dict] | None = None, top: float = 0.1) -> dict:
+    """Whole-model figures from :func:`update_profile` rows (and :func:`alignment` rows, if given).
+
+    - ``top_share``: the share of the update's squared norm in the largest ``top`` fraction of tensors (at least one):
+      how much the update concentrates on a few modules;
+    - ``energy_k``: the share of all matrices' squared update norm that lies in each matrix's own top-k directions
+      (the norm-weighted mean of their ``energy_k``): how low-rank the update is, as a whole;
+    - ``effective_rank``: the median over matrices (None when any is unknown);
+    - ``cosine`` (with ``aligned``): the cosine of the whole early and final updates, every tensor flattened into one;
+    - ``principal_angle`` (with ``aligned``): the mean top-k principal angle, weighted by each matrix's share of the
+      final update's squared norm (degrees).
+    """
+    if not 0 < top <= 1:
+        raise ValueError(f"top: expected a fraction in (0, 1], got {top!r}")
+    squares = sorted((row["norm"] ** 2 for row in profile.values()), reverse=True)
+    total = sum(squares)
+    count = max(1, math.ceil(top * len(squares)))
+    matrices = [row for row in profile.values() if "energy_k" in row]
+    weight = sum(row["norm"] ** 2 for row in matrices)
+    ranks = sorted(row["effective_rank"] for row in matrices) if all(row["effective_rank"] for row in matrices) else []
+    out = {
+        "top_share": sum(squares[:count]) / total if total > 0 else None,
+        "energy_k": sum(row["energy_k"] * row["norm"] ** 2 for row in matrices) / weight if weight > 0 else None,
+        "effective_rank": ranks[len(ranks) // 2] if ranks else None,
+    }
+    if aligned is not None:
+        rows = aligned.values()
+        dot = sum(row["cosine"] * row["norms"][0] * row["norms"][1] for row in rows if row["cosine"] is not None)
+        early = math.sqrt(sum(row["norms"][0] ** 2 for row in aligned.values()))
+        final = math.sqrt(sum(row["norms"][1] ** 2 for row in aligned.values()))
+        out["cosine"] = dot / (early * final) if early > 0 and final > 0 else None
+        angled = [row for row in aligned.values() if "principal_angles" in row]
+        mass = sum(row["norms"][1] ** 2 for row in angled)
+        out["principal_angle"] = (
+            sum(statistics.fmean(row["principal_angles"]) * row["norms"][1] ** 2 for row in angled) / mass
+            if mass > 0 else None
+        )
+    return out

@@ -34,6 +34,7 @@ ANCHOR = "effopt_anchor"  #: key of the anchor in the base optimizer's per-param
 STEP = "effopt_step"  #: key of the counted steps, in every param group
 SCHEDULE = "effopt_schedule"  #: key of a stateful schedule's state_dict(), in every param group
 CHUNK_NUMEL = 1 << 25  #: the first move of an event holds a transient delta of at most this many elements
+SKETCH_NUMEL = 1024  #: about this many fixed coordinates per tensor estimate the direction stability of the update
 
 #: Named sets of pieces. "effopd" is the published rule; "default" is effopt's own choice for a smooth loss probe.
 PRESETS: dict[str, Callable[[], dict]] = {
@@ -78,11 +79,16 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         foreach: use the grouped ``torch._foreach_*`` kernels (default) or a plain per-tensor loop (``False``).
 
     Every event appends a dict to :attr:`events`: ``step``, ``multipliers`` and ``values`` (each point probed, in
-    order, the baseline ``m = 1`` first; values in the probe's own units), ``accepted``, ``seconds`` and ``reason``
-    (empty, or why the event ended at ``m = 1``). If the probe raises, the weights are restored, the anchor moves to
-    them, and :class:`ProbeError` (naming the step) is raised from the probe's exception. A non-finite probe value or
-    non-finite candidate weights end the event at ``m = 1`` too, without raising. Under ``torch.distributed``, probe
-    values are averaged over ranks so every rank accepts the same multiplier.
+    order, the baseline ``m = 1`` first; values in the probe's own units), ``accepted``, ``seconds``, ``reason``
+    (empty, or why the event ended at ``m = 1``) and ``stability``: the cosine between this event's accumulated update
+    and the previous event's (None at the first event, and after a ``load_state_dict``), estimated on a fixed sample
+    of about ``SKETCH_NUMEL`` coordinates per tensor. Near 1, the update keeps its direction from window to window,
+    which is when extrapolating along it pays; near 0, successive windows point in unrelated directions.
+
+    If the probe raises, the weights are restored, the anchor moves to them, and :class:`ProbeError` (naming the step)
+    is raised from the probe's exception. A non-finite probe value or non-finite candidate weights end the event at
+    ``m = 1`` too, without raising. Under ``torch.distributed``, probe values are averaged over ranks so every rank
+    accepts the same multiplier.
     """
 
     _step_supports_amp_scaling = False  # GradScaler unscales for us and skips step() on inf/NaN gradients
@@ -129,6 +135,7 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         self.events: list[dict] = []
         self._pending: dict[torch.Tensor, torch.Tensor] = {}  # anchors taken before the base state exists
         self._complete = False  # every selected parameter has an anchor or a pending one
+        self._sketch: torch.Tensor | None = None  # the previous event's update at the sampled coordinates
 
         # torch.optim.Optimizer.__init__ would build a second param_groups/state: set what it sets, minus those.
         self._optimizer_step_pre_hooks = OrderedDict()
@@ -235,6 +242,7 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
             self.schedule.load_state_dict(self.param_groups[0][SCHEDULE])
         self._pending.clear()
         self._complete = False
+        self._sketch = None
         if self.anchor_device is not None:  # Optimizer.load_state_dict moved every state tensor to its param's device
             for param in self._selected():
                 state = self.state.get(param, {})
@@ -282,12 +290,14 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
                 anchors.append(state[ANCHOR])
             elif param not in self._pending:  # swapped in after the last snapshot: anchored from here on
                 self._pending[param] = self._snapshot(param)
-        record = {"step": step, "multipliers": [], "values": [], "accepted": 1.0, "seconds": 0.0, "reason": ""}
+        record = {"step": step, "multipliers": [], "values": [], "accepted": 1.0, "seconds": 0.0, "reason": "",
+                  "stability": None}
         self.events.append(record)
         if not params:
             record["reason"] = "no selected parameter has been updated yet"
             return
         start = time.perf_counter()
+        record["stability"] = self._stability(params, anchors)
         line = _Line(self, params, anchors, step, record)
         try:
             accepted = float(self.search(line))
@@ -312,6 +322,33 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
             raise
         record["accepted"] = line.m
         record["seconds"] = time.perf_counter() - start
+
+    def _stability(self, params: list, anchors: list) -> float | None:
+        """The cosine between the update ``params - anchors`` and the previous event's, on the sampled coordinates
+        (summed over ranks: exact for shards, unchanged for replicas); remembers this update's sample."""
+        parts = []
+        for p, a in zip(params, anchors):
+            p, a = _local(p), _local(a)
+            stride = _sketch_stride(p.numel(), p.shape[-1] if p.dim() else 1)
+            p, a = p.reshape(-1)[::stride], a.reshape(-1)[::stride]
+            parts.append(p.to(a.device, torch.float32) - a.float())
+        device = parts[0].device
+        sketch = torch.cat([part.to(device) for part in parts])
+        previous, self._sketch = self._sketch, sketch
+        if previous is None or previous.shape != sketch.shape:
+            return None
+        previous = previous.to(device)
+        dot, a2, b2 = _sum_over_ranks(torch.stack([sketch @ previous, sketch @ sketch, previous @ previous]).tolist())
+        return dot / math.sqrt(a2 * b2) if a2 > 0 and b2 > 0 else None
+
+
+def _sketch_stride(numel: int, width: int) -> int:
+    """Every ``stride``-th element, about ``SKETCH_NUMEL`` of them; ``stride`` coprime with the row width, so the
+    sample visits every column rather than one."""
+    stride = max(1, numel // SKETCH_NUMEL)
+    while stride > 1 and math.gcd(stride, width) != 1:
+        stride += 1
+    return stride
 
 
 def _is_zero(lr) -> bool:
@@ -483,20 +520,21 @@ def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def _sum_over_ranks(value: float) -> float:
-    """The sum of `value` over ranks (gloo reduces on the CPU, NCCL on the current GPU); `value` where not distributed."""
+def _sum_over_ranks(values: list[float]) -> list[float]:
+    """Each value summed over ranks (gloo reduces on the CPU, NCCL on the current GPU); `values` where not
+    distributed."""
     if not _distributed():
-        return value
+        return values
     device = "cpu" if dist.get_backend() == "gloo" else torch.cuda.current_device()
-    t = torch.tensor([value], dtype=torch.float64, device=device)
+    t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
-    return t.item()
+    return t.tolist()
 
 
 def _mean_over_ranks(value: float) -> float:
     """The probe value averaged over ranks, so every rank takes the same decisions."""
-    return _sum_over_ranks(value) / (dist.get_world_size() if _distributed() else 1)
+    return _sum_over_ranks([value])[0] / (dist.get_world_size() if _distributed() else 1)
 
 
 def _any_rank(flag: bool) -> bool:
-    return _sum_over_ranks(float(flag)) > 0
+    return _sum_over_ranks([float(flag)])[0] > 0

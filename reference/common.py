@@ -134,6 +134,11 @@ def run_result(cfg, curve: list[dict], optimizer, train_seconds: float, device, 
     }
 
 
+def group_advantages(reward: torch.Tensor) -> torch.Tensor:
+    """GRPO advantages: rewards [B, K] standardised within each group of K (0 where all K agree)."""
+    return (reward - reward.mean(1, keepdim=True)) / (reward.std(1, keepdim=True) + 1e-4)
+
+
 @contextlib.contextmanager
 def evaluating(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None):
     """Evaluation mode for the model and, where it has one (schedule-free), for the optimizer; restored after."""

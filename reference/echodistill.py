@@ -46,7 +46,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from reference import audio
-from reference.common import cache_dir, cached_state_dict, evaluating, load_metric, run_result, set_seed
+from reference.common import (
+    cache_dir,
+    cached_state_dict,
+    evaluating,
+    group_advantages,
+    load_metric,
+    run_result,
+    set_seed,
+)
 from reference.optimizers import build_optimizer
 
 # Model, data and clean pre-training per size; `lr` is the post-training learning rate.
@@ -339,11 +347,6 @@ def task_reward(text: str, target: str, offered: list[str]) -> float:
     common = sum(min(words.count(w), target_words.count(w)) for w in set(words))
     f1 = 2 * common / (len(words) + len(target_words)) if common else 0.0
     return -1.0 + f1
-
-
-def group_advantages(reward: torch.Tensor) -> torch.Tensor:
-    """GRPO advantages: rewards [B, K] standardised within each group of K (0 where all K agree)."""
-    return (reward - reward.mean(1, keepdim=True)) / (reward.std(1, keepdim=True) + 1e-4)
 
 
 def echo_step(student: AudioLM, teacher: AudioLM, task: Task, cfg: EchoConfig, generator: torch.Generator):

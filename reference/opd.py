@@ -15,6 +15,10 @@ At the quick size (task_seed 0) the teacher scores 99.2% and AdamW's 300 steps t
 (near-teacher, lr 1e-5) and from 8.0% to 54.5% (far, lr 5e-4; 3e-4 and 1e-3 did worse), at about 0.065 s a step on
 one CPU core. In near-teacher the first 30 steps gain most (58.8% -> 70.5%), then accuracy climbs steadily.
 
+The RL counterpart on the same task and student, for comparing how the two move the weights (benchmarks/
+foresight.py): `loss="grpo"` drops the teacher and trains on an exact-match reward, GRPO-style: `group_size` samples
+per prompt, advantages standardised within each group, the same number of rollouts per step as OPD.
+
 Everything is built locally and cached on disk under $EFFOPT_CACHE (reference.common.cache_dir): the data (a
 `datasets.DatasetDict`, by a hash of its config and seed), the teacher and the student's start (state dicts, by a hash
 of the model config, the training recipe and the seed). A missing, corrupt or mismatched cache entry is rebuilt with a
@@ -42,7 +46,15 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from reference.common import cached_dataset, cached_state_dict, evaluating, load_metric, run_result, set_seed
+from reference.common import (
+    cached_dataset,
+    cached_state_dict,
+    evaluating,
+    group_advantages,
+    load_metric,
+    run_result,
+    set_seed,
+)
 from reference.optimizers import OPTIMIZERS, Probes, build_optimizer
 
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
@@ -123,7 +135,9 @@ class OPDConfig:
     steps: int = 300  # OPD steps (optimizer steps; one rollout batch each)
     seed: int = 0  # the run: prompt order and the student's samples
     task_seed: int = 0  # the world: data, teacher and the student's start (cached per task_seed)
-    loss: str = "sampled"  # "sampled": REINFORCE on the sampled-token reverse KL; "full": full-vocabulary reverse KL
+    loss: str = "sampled"  # "sampled": REINFORCE on the sampled-token reverse KL; "full": full-vocabulary reverse KL;
+    #                        "grpo": the RL counterpart, exact-match reward and group-standardised advantages
+    group_size: int = 8  # "grpo" only: samples per prompt; batch_size / group_size prompts a step
     batch_size: int | None = None  # prompts per step, one sample each; None: the size's (tiny 16, quick 64, gpu 256)
     eval_every: int | None = None  # steps between evaluations; None: the size's (tiny 2, quick 10, gpu 20)
     temperature: float = 1.0  # sampling temperature of the rollouts
@@ -134,21 +148,27 @@ class OPDConfig:
             raise ValueError(f"size: expected one of {', '.join(SIZES)}, got {self.size!r}")
         if self.regime not in REGIMES:
             raise ValueError(f"regime: expected one of {', '.join(REGIMES)}, got {self.regime!r}")
-        if self.loss not in ("sampled", "full"):
-            raise ValueError(f"loss: expected 'sampled' or 'full', got {self.loss!r}")
+        if self.loss not in ("sampled", "full", "grpo"):
+            raise ValueError(f"loss: expected 'sampled', 'full' or 'grpo', got {self.loss!r}")
+        if self.group_size < 2:
+            raise ValueError(f"group_size: expected >= 2, got {self.group_size!r}")
         if self.steps < 0:
             raise ValueError(f"steps: expected >= 0, got {self.steps!r}")
         for name in ("batch_size", "eval_every"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)!r}")
         size, regime = SIZES[self.size], REGIMES[self.regime]
-        return replace(
+        resolved = replace(
             self,
             lr=regime.lr if self.lr is None else self.lr,
             batch_size=size.batch_size if self.batch_size is None else self.batch_size,
             eval_every=size.eval_every if self.eval_every is None else self.eval_every,
             device=self.device or ("cuda" if torch.cuda.is_available() else "cpu"),
         )
+        if resolved.loss == "grpo" and resolved.batch_size % resolved.group_size:
+            raise ValueError(f"batch_size: expected a multiple of group_size ({resolved.group_size}) for loss='grpo', "
+                             f"got {resolved.batch_size}")
+        return resolved
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -446,6 +466,21 @@ def opd_loss(student, teacher, prompt_ids: torch.Tensor, completion: torch.Tenso
     return kl, float(kl.detach())
 
 
+def grpo_loss(student, prompt_ids: torch.Tensor, completion: torch.Tensor, answers: list[str], group_size: int):
+    """(loss to minimise, the rollouts' error rate for the log) for the RL counterpart of OPD.
+
+    Reward 1 for an exactly right answer, else 0; advantages standardised within each group of `group_size` samples
+    of one prompt (rows come grouped); the policy gradient of one update per rollout (ratio 1, so no clipping acts),
+    averaged over completion tokens like the OPD losses.
+    """
+    mask = completion_mask(completion)
+    reward = torch.tensor([float(p == a) for p, a in zip(decode(completion), answers)], device=completion.device)
+    advantage = group_advantages(reward.view(-1, group_size)).flatten()
+    student_token = log_probs(student, prompt_ids, completion).gather(-1, completion.unsqueeze(-1)).squeeze(-1)
+    loss = -(advantage[:, None] * student_token * mask).sum() / mask.sum().clamp_min(1.0)
+    return loss, 1.0 - float(reward.mean())
+
+
 def _sync(device: str) -> None:
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
@@ -459,8 +494,8 @@ def train(cfg: OPDConfig, make_optimizer: Callable | None = None, task: Task | N
     Returns {"config", "initial_metric", "final_metric", "teacher_metric", "curve", "events", "train_seconds",
     "eval_seconds", "device"}. The metric is greedy exact match on the eval split (higher is better). Each curve point
     (step 0 included) holds step, train_seconds and eval_seconds (cumulative; probe calls count as training), metric,
-    loss (the mean per-token reverse KL of the rollouts since the previous point; None at step 0) and val_kl (the loss
-    probe's value: the reverse KL on the fixed probe sequences).
+    loss (the mean per-token reverse KL of the rollouts since the previous point, or for "grpo" their error rate; None
+    at step 0) and val_kl (the loss probe's value: the reverse KL on the fixed probe sequences).
     """
     from tqdm.auto import tqdm
 
@@ -483,6 +518,7 @@ def train(cfg: OPDConfig, make_optimizer: Callable | None = None, task: Task | N
     set_seed(cfg.seed)  # the rollouts sample from the global RNG
     order = torch.Generator().manual_seed(cfg.seed)
     prompts, new_tokens = task.data["opd"].prompt_ids, task.data["eval"].answer_ids.shape[1]
+    group = cfg.group_size if cfg.loss == "grpo" else 1  # samples per prompt
     train_seconds = eval_seconds = 0.0
     losses: list[float] = []
     curve = []
@@ -507,10 +543,14 @@ def train(cfg: OPDConfig, make_optimizer: Callable | None = None, task: Task | N
     for step in bar:
         _sync(cfg.device)
         start = time.perf_counter()
-        rows = torch.randint(len(prompts), (cfg.batch_size,), generator=order).to(prompts.device)
-        prompt_ids = prompts[rows]
+        rows = torch.randint(len(prompts), (cfg.batch_size // group,), generator=order).repeat_interleave(group)
+        prompt_ids = prompts[rows.to(prompts.device)]
         completion = generate(student, prompt_ids, new_tokens, sample=True, temperature=cfg.temperature)
-        loss, kl = opd_loss(student, task.teacher, prompt_ids, completion, cfg.loss)
+        if cfg.loss == "grpo":
+            answers = [task.data["opd"].answers[i] for i in rows.tolist()]
+            loss, kl = grpo_loss(student, prompt_ids, completion, answers, group)
+        else:
+            loss, kl = opd_loss(student, task.teacher, prompt_ids, completion, cfg.loss)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -538,7 +578,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--task-seed", type=int, default=0)
-    parser.add_argument("--loss", default="sampled", choices=("sampled", "full"))
+    parser.add_argument("--loss", default="sampled", choices=("sampled", "full", "grpo"))
+    parser.add_argument("--group-size", type=int, default=8, help="grpo: samples per prompt")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the size's")
     parser.add_argument("--eval-every", type=int, default=None, help="default: the size's")
     parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
@@ -546,8 +587,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     cfg = OPDConfig(size=args.size, regime=args.regime, optimizer=args.optimizer, lr=args.lr, steps=args.steps,
-                    seed=args.seed, task_seed=args.task_seed, loss=args.loss, batch_size=args.batch_size,
-                    eval_every=args.eval_every, device=args.device)
+                    seed=args.seed, task_seed=args.task_seed, loss=args.loss, group_size=args.group_size,
+                    batch_size=args.batch_size, eval_every=args.eval_every, device=args.device)
     result = train(cfg, progress=not args.no_progress)
     print(f"{cfg.regime} {cfg.optimizer}: exact match {result['initial_metric']:.3f} -> {result['final_metric']:.3f} "
           f"in {cfg.steps} steps, {result['train_seconds']:.1f} s training + {result['eval_seconds']:.1f} s evaluation "

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from effopt.analysis import alignment, update_profile
+from effopt.analysis import alignment, summarize, update_profile
 
 
 def orthonormal(rows, cols, seed):
@@ -60,3 +60,33 @@ def test_bad_k_is_named():
         update_profile({}, {}, k=0)
     with pytest.raises(ValueError, match="k"):
         alignment({}, {}, {}, k=0)
+
+
+def test_summarize_gives_whole_model_figures_that_match_a_direct_computation():
+    g = torch.Generator().manual_seed(0)
+    start = {name: torch.randn(12, 10, generator=g, dtype=torch.float64) for name in ("a", "b", "c")}
+    start["bias"] = torch.zeros(10, dtype=torch.float64)
+    u, v = orthonormal(12, 1, 2), orthonormal(10, 1, 3)
+    updates = {"a": 5 * u @ v.T, "b": 0.1 * torch.randn(12, 10, generator=g, dtype=torch.float64),
+               "c": torch.zeros(12, 10, dtype=torch.float64), "bias": torch.ones(10, dtype=torch.float64)}
+    final = {name: start[name] + updates[name] for name in start}
+    early = {name: start[name] + 0.5 * updates[name] for name in start}  # the same direction, half way
+    early["b"] = start["b"] - 0.5 * updates["b"]  # except one tensor, which starts the other way
+    profile = update_profile(start, final, k=1)
+    figures = summarize(profile, alignment(start, early, final, k=1), top=0.25)
+    squares = {name: float(t.norm() ** 2) for name, t in updates.items()}
+    total = sum(squares.values())
+    assert figures["top_share"] == pytest.approx(squares["a"] / total)  # 1 of 4 tensors: the largest
+    # "a" is rank 1 (energy 1); "b" is noise (energy about 1/10); "c" did not move and has no spectrum
+    energy_b = profile["b"]["energy_k"]
+    want = (squares["a"] + energy_b * squares["b"]) / (squares["a"] + squares["b"])
+    assert figures["energy_k"] == pytest.approx(want)
+    flat_early = torch.cat([(early[n] - start[n]).flatten() for n in start])
+    flat_final = torch.cat([(final[n] - start[n]).flatten() for n in start])
+    want = torch.nn.functional.cosine_similarity(flat_early, flat_final, dim=0)
+    assert figures["cosine"] == pytest.approx(float(want))
+    assert figures["cosine"] < 1  # the reversed tensor shows
+    # angles: "a" 0 degrees; "b" 0 too (a subspace does not care about sign); weighted mean 0
+    assert figures["principal_angle"] == pytest.approx(0.0, abs=1e-5)
+    with pytest.raises(ValueError, match="top"):
+        summarize(profile, top=0)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from reference import audio, echodistill
+from reference.common import group_advantages
 from reference.echodistill import EchoConfig
 
 
@@ -46,9 +47,9 @@ def test_task_reward():
 def test_published_bonus_cancels_and_per_candidate_bonus_ranks():
     task = torch.tensor([[1.0, -1.0, 1.0, -1.0]])
     published = torch.where(task == 1.0, task + 0.5 * 0.8, task)  # one exp(-KL) = 0.8 for the prompt
-    assert torch.allclose(echodistill.group_advantages(published), echodistill.group_advantages(task), atol=1e-3)
+    assert torch.allclose(group_advantages(published), group_advantages(task), atol=1e-3)
     per_candidate = task + 0.5 * torch.tensor([[0.9, 0.1, 0.5, 0.6]])
-    advantages = echodistill.group_advantages(per_candidate)[0]
+    advantages = group_advantages(per_candidate)[0]
     assert advantages[0] > advantages[2] and advantages[3] > advantages[1]
 
 

@@ -128,3 +128,38 @@ def test_runs_with_effopt(cache):
     result = opd.train(cfg, progress=False)
     assert math.isfinite(result["final_metric"])
     json.dumps(result["events"])
+
+
+def test_grpo_rewards_exact_answers_and_pushes_towards_them(cache):
+    task = opd.prepare(OPDConfig(size="tiny", device="cpu"), progress=False)
+    student = opd.build_model(task.student_spec)
+    student.load_state_dict(task.student_state)
+    split = task.data["opd"]
+    prompt = split.prompt_ids[:1].repeat(4, 1)  # one group of 4 samples of the same prompt
+    right = split.answer_ids[0]
+    wrong = right.clone()
+    wrong[0] = (wrong[0] - 4 + 1) % 10 + 4  # another digit first: the answer is wrong
+    answers = [split.answers[0]] * 4
+
+    all_right = torch.stack([right] * 4)
+    loss, error = opd.grpo_loss(student, prompt, all_right, answers, group_size=4)
+    assert error == 0.0 and loss.item() == 0.0  # a group that agrees has no advantage
+
+    mixed = torch.stack([right, wrong, right, wrong])
+    loss, error = opd.grpo_loss(student, prompt, mixed, answers, group_size=4)
+    assert error == 0.5
+    before = opd.log_probs(student, prompt[:2], mixed[:2]).gather(-1, mixed[:2, :, None]).sum((1, 2))
+    loss.backward()
+    torch.optim.SGD(student.parameters(), lr=0.1).step()
+    after = opd.log_probs(student, prompt[:2], mixed[:2]).gather(-1, mixed[:2, :, None]).sum((1, 2))
+    assert after[0] > before[0] and after[1] < before[1]  # the right answer gains, the wrong one loses
+
+
+def test_grpo_loop_runs_and_checks_its_group(cache):
+    cfg = OPDConfig(size="tiny", loss="grpo", group_size=4, steps=3, eval_every=1, device="cpu")
+    result = opd.train(cfg, progress=False)
+    assert all(0.0 <= point["loss"] <= 1.0 for point in result["curve"][1:])  # the rollouts' error rate
+    with pytest.raises(ValueError, match="group_size"):
+        OPDConfig(loss="grpo", group_size=1).resolved()
+    with pytest.raises(ValueError, match="batch_size"):
+        OPDConfig(size="tiny", loss="grpo", group_size=3).resolved()  # 16 prompts do not split into groups of 3
