@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-.PHONY: test bench bench-full
+.PHONY: test bench bench-full foresight
 test: $(VENV)/.installed
 	$(PY) -m pytest tests/ -q
 
@@ -23,3 +23,6 @@ bench: $(VENV)/.installed
 bench-full: $(VENV)/.installed
 	EFFOPT_BENCH_MODE=full $(PY) -m pytest benchmarks/ -q --benchmark-json=benchmarks/results/benchmark-full.json
 	$(PY) -m benchmarks.report benchmarks/results/benchmark-full.json
+
+foresight: $(VENV)/.installed
+	$(PY) -m benchmarks.foresight

@@ -486,7 +486,8 @@ class _ForeachOps:
 
     @staticmethod
     def finite(ts) -> bool:
-        return bool(torch.stack(torch._foreach_norm(ts, ord=math.inf)).isfinite().all())
+        ts = [t for t in ts if t.numel()]  # the inf-norm has no identity: an empty shard (FSDP2, uneven) would raise
+        return not ts or bool(torch.stack(torch._foreach_norm(ts, ord=math.inf)).isfinite().all())
 
 
 class _LoopOps:

@@ -28,7 +28,11 @@ def test_harness_and_report_run_end_to_end(tmp_path):
                                 "speedup_seconds", "seeds", "device"}
     assert summary["classic"]["adamw"]["speedup_steps"] == 1.0
     report = (out / "REPORT.md").read_text()
-    assert "## classic" in report and "## Overhead" in report
+    assert "## classic" in report and "## Overhead" in report and "## Foresight against speed-up" in report
+    runs = {b["extra_info"]["method"]: b["extra_info"] for b in json.loads(raw.read_text())["benchmarks"]
+            if b["extra_info"].get("kind") == "speedup"}
+    assert runs["adamw"]["foresight"]["steps"] == 40 and runs["adamw"]["foresight"]["early_step"] == 5
+    assert -1 <= runs["adamw"]["foresight"]["cosine"] <= 1 and runs["effopt"]["foresight"] is None
     assert (out / "classic.png").stat().st_size > 0
 
 

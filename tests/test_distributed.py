@@ -1,16 +1,26 @@
-"""Two CPU processes (gloo): ranks whose probes differ still take the same decisions and end with the same weights."""
+"""Two CPU processes (gloo): ranks whose probes differ still take the same decisions and end with the same weights,
+under DDP and FSDP2 (``fully_shard``), and a torch.distributed.checkpoint round-trip restores the anchors exactly."""
 
+import math
 import os
+import sys
 import tempfile
+from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from effopt import Every, ExtrapolatingOptimizer, Greedy, Quadratic
+from effopt import ANCHOR, Every, ExtrapolatingOptimizer, Greedy, Quadratic
+from effopt.integrations import reshard_after
+
+sys.path.insert(0, str(Path(__file__).parent))
+from moves import MoveRecorder
 
 
 def _worker(rank: int, world: int, init_file: str, out_dir: str, search_name: str) -> None:
+    torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         torch.manual_seed(0)  # the same model on every rank
@@ -27,12 +37,14 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str, search_name: st
         opt = ExtrapolatingOptimizer(
             torch.optim.AdamW(ddp.parameters(), lr=1e-2), probe=probe, search=search, schedule=Every(3)
         )
-        for _ in range(12):
-            opt.zero_grad()
-            torch.nn.functional.mse_loss(ddp(x), y).backward()
-            opt.step()
+        with MoveRecorder() as recorder:
+            for _ in range(12):
+                opt.zero_grad()
+                torch.nn.functional.mse_loss(ddp(x), y).backward()
+                opt.step()
         torch.save(
-            {"weights": [p.detach() for p in model.parameters()], "events": opt.events, "own": probe()},
+            {"weights": [p.detach() for p in model.parameters()], "events": opt.events, "own": probe(),
+             "checked": recorder.checked},
             os.path.join(out_dir, f"rank{rank}.pt"),
         )
         dist.barrier()  # both ranks are done with the group before either tears it down
@@ -40,11 +52,11 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str, search_name: st
         dist.destroy_process_group()
 
 
-def _run(search_name):
+def _run(search_name, worker=_worker):
     with tempfile.TemporaryDirectory() as out_dir:
         init_file = os.path.join(out_dir, "init")
         try:
-            mp.spawn(_worker, args=(2, init_file, out_dir, search_name), nprocs=2, join=True)
+            mp.spawn(worker, args=(2, init_file, out_dir, search_name), nprocs=2, join=True)
         except mp.ProcessExitedException:
             # gloo has been seen to abort once while tearing its threads down after the work: what this test checks
             # is the results both ranks wrote before that; without both files the failure is real.
@@ -61,5 +73,148 @@ def test_ddp_ranks_with_different_probes_accept_the_same_multipliers():
         assert [e["accepted"] for e in rank0["events"]] == [e["accepted"] for e in rank1["events"]]
         assert [e["values"] for e in rank0["events"]] == [e["values"] for e in rank1["events"]]  # the ranks' mean
         assert any(e["accepted"] != 1.0 for e in rank0["events"])
+        for rank in (rank0, rank1):  # each event moved the weights to A + m * (theta_1 - A) for its m
+            assert rank["checked"] == [(e["step"], e["accepted"]) for e in rank["events"]]
         for a, b in zip(rank0["weights"], rank1["weights"]):
             assert torch.equal(a, b)
+
+
+# --- Sharded parameters (FSDP2) and distributed checkpoints --------------------------------------------------------
+
+
+def _build(kind: str, rank: int):
+    """The same model on every rank, under DDP or sharded by FSDP2 (root and first layer; the last layer's bias, one
+    element, leaves rank 1 an empty shard); its optimizer; the rank's own data and probe."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    if kind == "fsdp2":
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+
+        mesh = init_device_mesh("cpu", (dist.get_world_size(),))
+        fully_shard(model[0], mesh=mesh)
+        fully_shard(model, mesh=mesh)
+        trained = model
+    else:
+        trained = torch.nn.parallel.DistributedDataParallel(model)
+    data = torch.Generator().manual_seed(100 + rank)
+    x, y = torch.randn(64, 6, generator=data), torch.randn(64, 1, generator=data)
+    px, py = torch.randn(32, 6, generator=data), torch.randn(32, 1, generator=data)
+
+    def probe():
+        return torch.nn.functional.mse_loss(model(px), py).item()
+
+    probe = reshard_after(probe, model)  # FSDP2 keeps the root gathered after a forward: see reshard_after
+    opt = ExtrapolatingOptimizer(torch.optim.AdamW(model.parameters(), lr=1e-2), probe=probe, search=Greedy((2, 3, 4)),
+                                 schedule=Every(3))
+    return model, trained, opt, probe, (x, y)
+
+
+def _steps(model, trained, opt, probe, batch, n, fresh: list):
+    """``n`` training steps; after each event, the probe evaluated afresh (everything resharded first) at the
+    accepted point, averaged over ranks: it must be the value the event recorded there."""
+    x, y = batch
+    for _ in range(n):
+        events = len(opt.events)
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(trained(x), y).backward()
+        opt.step()
+        if len(opt.events) > events:
+            from effopt.integrations import _reshard
+
+            _reshard(model)
+            value = torch.tensor([probe()], dtype=torch.float64)
+            dist.all_reduce(value)
+            event = opt.events[-1]
+            fresh.append((value.item() / dist.get_world_size(),
+                          event["values"][event["multipliers"].index(event["accepted"])]))
+
+
+def _local_state(model, opt):
+    weights = [(p.to_local() if hasattr(p, "to_local") else p).detach().clone() for p in model.parameters()]
+    anchors = [opt.state[p][ANCHOR] for p in model.parameters()]
+    return weights, [(a.to_local() if hasattr(a, "to_local") else a).clone() for a in anchors]
+
+
+def _sharded_worker(rank: int, world: int, init_file: str, out_dir: str, kind: str) -> None:
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        model, trained, opt, probe, batch = _build(kind, rank)
+        fresh = []
+        with MoveRecorder() as recorder:
+            _steps(model, trained, opt, probe, batch, 9, fresh)
+            saved_weights, saved_anchors = _local_state(model, opt)
+            model_sd, optim_sd = get_state_dict(trained, opt)
+            dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=os.path.join(out_dir, "ckpt"))
+            _steps(model, trained, opt, probe, batch, 6, fresh)  # the uninterrupted run
+
+            model2, trained2, opt2, probe2, _ = _build(kind, rank)  # a fresh start, restored from the checkpoint
+            model_sd, optim_sd = get_state_dict(trained2, opt2)  # initialises opt2's state with a step at lr 0
+            dcp.load({"model": model_sd, "optim": optim_sd}, checkpoint_id=os.path.join(out_dir, "ckpt"))
+            set_state_dict(trained2, opt2, model_state_dict=model_sd, optim_state_dict=optim_sd)
+            restored_weights, restored_anchors = _local_state(model2, opt2)
+            restored_steps = opt2.step_count
+            _steps(model2, trained2, opt2, probe2, batch, 6, [])
+        torch.save({
+            "events": [(e["step"], e["accepted"]) for e in opt.events],
+            "resumed_events": [(e["step"], e["accepted"]) for e in opt2.events],
+            "checked": recorder.checked,
+            "fresh": fresh,
+            "own": probe(),
+            "shapes": [tuple(p.to_local().shape) if hasattr(p, "to_local") else tuple(p.shape)
+                       for p in model.parameters()],
+            "saved": saved_weights + saved_anchors,
+            "restored": restored_weights + restored_anchors,
+            "restored_steps": restored_steps,
+            "final": _local_state(model, opt)[0],
+            "resumed_final": _local_state(model2, opt2)[0],
+        }, os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("kind", ["ddp", "fsdp2"])
+def test_sharded_ranks_agree_and_checkpoints_restore_the_anchor(kind):
+    rank0, rank1 = _run(kind, worker=_sharded_worker)
+    assert rank0["own"] != rank1["own"]  # the ranks' probes differ
+    events = rank0["events"]
+    assert events == rank1["events"] and [s for s, _ in events] == [3, 6, 9, 12, 15]
+    assert any(m != 1.0 for _, m in events)
+    for rank in (rank0, rank1):
+        # every event moved this rank's weights (its shard, under FSDP2) to A + m * (theta_1 - A) for its m ...
+        assert rank["checked"] == events + [(s, m) for s, m in rank["resumed_events"] if s > 9]
+        # ... and the model evaluated there afresh gives the value the event recorded: the probe saw those weights
+        for value, recorded in rank["fresh"]:
+            assert math.isclose(value, recorded, rel_tol=1e-5)
+        # DCP: the anchors and weights come back exactly, and the resumed run continues as the uninterrupted one
+        assert rank["restored_steps"] == 9
+        for a, b in zip(rank["saved"], rank["restored"]):
+            assert torch.equal(a, b)
+        assert rank["resumed_events"][-2:] == events[-2:]
+        for a, b in zip(rank["final"], rank["resumed_final"]):
+            assert torch.equal(a, b)
+    if kind == "fsdp2":
+        assert rank0["shapes"] != rank1["shapes"] and (0,) in rank1["shapes"]  # really sharded, one shard empty
+    else:
+        for a, b in zip(rank0["final"], rank1["final"]):
+            assert torch.equal(a, b)
+
+
+def test_an_empty_tensor_among_the_selected_ones():
+    """An empty local shard (FSDP2 shards a one-element bias over two ranks) in the foreach path: the finite check
+    once raised, as the inf-norm of an empty tensor has no identity."""
+    torch.manual_seed(0)
+    weight, empty = torch.nn.Parameter(torch.randn(3)), torch.nn.Parameter(torch.zeros(0))
+    for foreach in (True, False):
+        opt = ExtrapolatingOptimizer(torch.optim.SGD([weight, empty], lr=0.1), probe=lambda: (weight - 1).square().sum().item(),
+                                     search=Greedy((2, 3)), schedule=Every(1), foreach=foreach)
+        for _ in range(3):
+            opt.zero_grad()
+            ((weight - 1).square().sum() + empty.sum()).backward()
+            opt.step()
+        assert [e["reason"] for e in opt.events] == ["", "", ""] and opt.events[0]["accepted"] > 1.0

@@ -1,0 +1,254 @@
+"""effopt where a framework builds and wraps the optimizer: transformers' Trainer, TRL's trainers, accelerate, FSDP2.
+
+- :func:`extrapolating` turns a base optimizer class into an :class:`~effopt.ExtrapolatingOptimizer` class that a
+  framework can build itself with ``cls(params, **kwargs)``: transformers' ``optimizer_cls_and_kwargs`` (the only way
+  to pass an optimizer under FSDP or DeepSpeed), or any Trainer subclass through its ``optimizer_cls_and_kwargs``
+  attribute.
+- :class:`EffoptCallback`, a transformers ``TrainerCallback``, gives that optimizer its probe once the Trainer has
+  built it: a function of yours, or the Trainer's own evaluation loss.
+- :func:`unwrap_optimizer` finds the ExtrapolatingOptimizer inside accelerate's or DeepSpeed's wrappers.
+- :func:`reshard_after` makes a probe safe under FSDP2 (``fully_shard``).
+
+This module imports torch at import time and transformers only when :class:`EffoptCallback` is first used, so
+``import effopt`` and ``import effopt.integrations`` stay torch-only.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import itertools
+from collections.abc import Callable
+
+import torch
+
+from .optimizer import ExtrapolatingOptimizer
+
+__all__ = ["EffoptCallback", "extrapolating", "reshard_after", "unwrap_optimizer"]  # noqa: F822 (EffoptCallback: lazy)
+
+#: The options of :class:`~effopt.ExtrapolatingOptimizer` that :func:`extrapolating` accepts.
+OPTIONS = tuple(name for name in inspect.signature(ExtrapolatingOptimizer.__init__).parameters if name not in
+                ("self", "optimizer"))
+_PIECES = ("schedule", "search", "direction")  # possibly stateful: each optimizer gets its own copy
+
+
+class _ProbeNotSet:
+    """The probe of an optimizer built by a framework before anyone gave it one: it says what to do."""
+
+    def __call__(self) -> float:
+        raise RuntimeError(
+            "probe: this ExtrapolatingOptimizer was built from effopt.integrations.extrapolating() without a probe "
+            "and none was set since; add effopt.integrations.EffoptCallback(probe) (or EffoptCallback(trainer=...)) "
+            "to the Trainer's callbacks, pass probe= to extrapolating(), or set optimizer.probe yourself"
+        )
+
+    def __repr__(self) -> str:
+        return "<probe not set>"
+
+
+PROBE_NOT_SET = _ProbeNotSet()
+
+
+def extrapolating(optimizer_cls: type[torch.optim.Optimizer] = torch.optim.AdamW, /,
+                  **options) -> type[ExtrapolatingOptimizer]:
+    """A subclass of :class:`~effopt.ExtrapolatingOptimizer` whose ``cls(params, **kwargs)`` wraps
+    ``optimizer_cls(params, **kwargs)`` with ``options``.
+
+    Args:
+        optimizer_cls: the base optimizer class (default ``torch.optim.AdamW``).
+        options: the wrapper's keyword arguments (``probe``, ``mode``, ``preset``, ``schedule``, ``search``,
+            ``direction``, ``tolerance``, ``anchor_device``, ``foreach``); the base optimizer's own (``lr``,
+            ``weight_decay``, ...) go to the class when it is called. Without ``probe``, the optimizer's probe raises
+            until one is set (see :class:`EffoptCallback`).
+
+    Example, with transformers' Trainer (which calls ``cls(grouped_params, **kwargs)``)::
+
+        Trainer(..., optimizer_cls_and_kwargs=(extrapolating(torch.optim.AdamW), {"lr": 1e-5}),
+                callbacks=[EffoptCallback(validation_loss)])
+
+    The options are checked here, so a mistake fails where it is written. Each optimizer the class builds gets its
+    own copy of ``schedule``, ``search`` and ``direction`` (as a preset would), never of ``probe``.
+    """
+    if not (isinstance(optimizer_cls, type) and issubclass(optimizer_cls, torch.optim.Optimizer)):
+        raise TypeError(f"optimizer_cls: expected a torch.optim.Optimizer subclass such as torch.optim.AdamW, "
+                        f"got {optimizer_cls!r}")
+    if issubclass(optimizer_cls, ExtrapolatingOptimizer):
+        raise TypeError(f"optimizer_cls: expected the base optimizer class, got {optimizer_cls.__name__}, which "
+                        "already extrapolates")
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise TypeError(f"extrapolating: unknown option(s) {unknown}; expected some of {list(OPTIONS)} (the base "
+                        "optimizer's own arguments, such as lr, go to the class when it is called)")
+    options = dict(options)
+    if options.get("probe") is None:
+        options["probe"] = PROBE_NOT_SET
+    ExtrapolatingOptimizer(torch.optim.SGD([torch.zeros(1, requires_grad=True)]), **options)  # checks every value
+
+    def __init__(self, params, **kwargs) -> None:
+        own = {k: copy.deepcopy(v) if k in _PIECES else v for k, v in options.items()}
+        ExtrapolatingOptimizer.__init__(self, optimizer_cls(params, **kwargs), **own)
+
+    def __reduce_ex__(self, protocol):  # the class is made here, so pickle rebuilds it rather than looking it up
+        return _rebuild, (optimizer_cls, options), self.__getstate__()
+
+    name = f"Extrapolating{optimizer_cls.__name__}"
+    return type(name, (ExtrapolatingOptimizer,), {
+        "__init__": __init__,
+        "__reduce_ex__": __reduce_ex__,
+        "__module__": __name__,
+        "__qualname__": name,
+        "__doc__": f"``ExtrapolatingOptimizer({optimizer_cls.__name__}(params, **kwargs), **options)``, "
+                   "made by effopt.integrations.extrapolating().",
+        "base_class": optimizer_cls,
+        "options": options,
+    })
+
+
+def _rebuild(optimizer_cls, options):
+    cls = extrapolating(optimizer_cls, **options)
+    return cls.__new__(cls)
+
+
+def unwrap_optimizer(optimizer) -> ExtrapolatingOptimizer:
+    """The :class:`~effopt.ExtrapolatingOptimizer` inside ``optimizer``, following ``.optimizer`` through wrappers
+    such as accelerate's ``AcceleratedOptimizer`` or DeepSpeed's; ``TypeError`` if there is none."""
+    seen, current = [], optimizer
+    while current is not None and not isinstance(current, ExtrapolatingOptimizer) and len(seen) < 8:
+        seen.append(type(current).__name__)
+        current = getattr(current, "optimizer", None)
+    if not isinstance(current, ExtrapolatingOptimizer):
+        chain = " -> ".join(seen) or "None"
+        raise TypeError(f"optimizer: expected an effopt.ExtrapolatingOptimizer, possibly inside wrappers; found {chain}. "
+                        "Build it with optimizer_cls_and_kwargs=(effopt.integrations.extrapolating(...), kwargs) or "
+                        "optimizers=(ExtrapolatingOptimizer(...), None)")
+    return current
+
+
+def _reshard(model: torch.nn.Module) -> None:
+    try:
+        from torch.distributed.fsdp import FSDPModule
+    except ImportError:  # a torch without FSDP2
+        return
+    for module in model.modules():
+        if isinstance(module, FSDPModule):
+            module.reshard()
+
+
+def reshard_after(probe: Callable[[], float], model: torch.nn.Module) -> Callable[[], float]:
+    """``probe`` followed by resharding every FSDP2 (``fully_shard``) module of ``model``.
+
+    FSDP2 leaves the root module's parameters gathered after a forward without gradients (the backward would gather
+    them again), and a later forward reuses that gathered copy. The optimizer moves the shards between probe calls,
+    so a probe that leaves them gathered evaluates stale weights from its second call on, and the next training step
+    does too. Any probe under FSDP2 needs this; without FSDP2 it only calls ``probe``.
+    """
+    if not callable(probe):
+        raise TypeError(f"probe: expected a callable returning a float, got {type(probe).__name__}")
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+
+    def resharding_probe() -> float:
+        try:
+            return probe()
+        finally:
+            _reshard(model)
+
+    return resharding_probe
+
+
+class TrainerEvalLoss:
+    """The Trainer's own evaluation loss as a probe: the mean, weighted by batch size, of ``trainer.prediction_step``
+    (hence of its ``compute_loss``) over the first ``max_batches`` batches of its eval dataloader (all by default),
+    on ``trainer.model`` in eval mode. The eval dataloader does not shuffle, so the batches are the same at every call;
+    under several processes each sees its own share and the wrapper averages the values. Nothing is logged."""
+
+    def __init__(self, trainer, max_batches: int | None = None) -> None:
+        if not all(hasattr(trainer, name) for name in ("get_eval_dataloader", "prediction_step", "model")):
+            raise TypeError(f"trainer: expected a transformers Trainer, got {type(trainer).__name__}")
+        if max_batches is not None and (isinstance(max_batches, bool) or not isinstance(max_batches, int)
+                                        or max_batches < 1):
+            raise ValueError(f"max_batches: expected a positive int or None, got {max_batches!r}")
+        self.trainer, self.max_batches, self.loader = trainer, max_batches, None
+
+    def __call__(self) -> float:
+        from transformers.trainer_pt_utils import find_batch_size
+
+        trainer = self.trainer
+        if self.loader is None:
+            if trainer.eval_dataset is None:
+                raise ValueError("EffoptCallback(trainer=...): the Trainer has no eval_dataset to probe with; pass "
+                                 "eval_dataset= to the Trainer or a probe= function to EffoptCallback")
+            self.loader = trainer.get_eval_dataloader()
+        model = trainer.model
+        was_training = model.training
+        model.eval()
+        total, count = 0.0, 0
+        try:
+            for inputs in itertools.islice(self.loader, self.max_batches):
+                loss, _, _ = trainer.prediction_step(model, inputs, prediction_loss_only=True)
+                if loss is None:
+                    raise ValueError("EffoptCallback(trainer=...): the Trainer's prediction_step gave no loss; the "
+                                     "eval dataset needs labels, or pass a probe= function to EffoptCallback")
+                n = find_batch_size(inputs) or 1
+                total += float(loss) * n
+                count += n
+        finally:
+            model.train(was_training)
+            _reshard(model)
+        if count == 0:
+            raise ValueError("EffoptCallback(trainer=...): the eval dataloader gave no batch")
+        return total / count
+
+
+def _make_callback_class():
+    from transformers import TrainerCallback
+
+    class EffoptCallback(TrainerCallback):
+        """Gives the Trainer's :class:`~effopt.ExtrapolatingOptimizer` its probe when training begins.
+
+        Args:
+            probe: ``() -> float``, the probe (see :class:`~effopt.ExtrapolatingOptimizer`); or
+            trainer: this Trainer, to probe with its own evaluation loss (:class:`TrainerEvalLoss`) on its
+                ``eval_dataset``; then the optimizer's ``mode`` must be ``"min"``.
+            max_batches: with ``trainer``, evaluate only the first this many eval batches (default: all).
+
+        Pass exactly one of ``probe`` and ``trainer``. The optimizer may be inside accelerate's wrapper; after
+        training begins it is :attr:`optimizer`, and its ``events`` the record of every event. Under FSDP2 the probe
+        is followed by a reshard of ``trainer.model`` (see :func:`reshard_after`); with ``probe=``, wrap your probe
+        with :func:`reshard_after` yourself.
+        """
+
+        def __init__(self, probe: Callable[[], float] | None = None, *, trainer=None,
+                     max_batches: int | None = None) -> None:
+            if (probe is None) == (trainer is None):
+                raise ValueError("EffoptCallback: pass exactly one of probe= (a () -> float) and trainer= (probe with "
+                                 "the Trainer's own evaluation loss)")
+            if probe is not None and not callable(probe):
+                raise TypeError(f"probe: expected a callable returning a float, got {type(probe).__name__}")
+            if probe is not None and max_batches is not None:
+                raise ValueError("max_batches: only used with trainer=; your probe chooses its own data")
+            self.probe = probe if probe is not None else TrainerEvalLoss(trainer, max_batches)
+            self.optimizer: ExtrapolatingOptimizer | None = None
+
+        def on_train_begin(self, args, state, control, optimizer=None, **kwargs):
+            opt = unwrap_optimizer(optimizer)
+            if isinstance(self.probe, TrainerEvalLoss) and opt.mode != "min":
+                raise ValueError(f"EffoptCallback(trainer=...): probes with the eval loss (lower is better), but the "
+                                 f"optimizer has mode={opt.mode!r}; use mode='min' or pass your own probe=")
+            opt.probe = self.probe
+            self.optimizer = opt
+
+    EffoptCallback.__module__ = __name__
+    return EffoptCallback
+
+
+def __getattr__(name: str):
+    if name == "EffoptCallback":  # built on first use, so that importing this module does not import transformers
+        cls = _make_callback_class()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | {"EffoptCallback"})
