@@ -214,12 +214,14 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         for group in self.param_groups:
             group[STEP] = step
         if self.schedule(step):
-            self._event(step)
-            if hasattr(self.schedule, "observe"):
-                self.schedule.observe(step, self.events[-1]["accepted"])
-            if hasattr(self.schedule, "state_dict"):
-                for group in self.param_groups:
-                    group[SCHEDULE] = dict(self.schedule.state_dict())
+            try:
+                self._event(step)
+            finally:  # a stateful schedule hears of every event, a failed one too (as accepting nothing)
+                if hasattr(self.schedule, "observe"):
+                    self.schedule.observe(step, self.events[-1]["accepted"])
+                if hasattr(self.schedule, "state_dict"):
+                    for group in self.param_groups:
+                        group[SCHEDULE] = dict(self.schedule.state_dict())
         return loss
 
     def zero_grad(self, set_to_none: bool = True) -> None:

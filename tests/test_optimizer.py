@@ -21,7 +21,7 @@ from effopt import (
     Quadratic,
     extrapolation_groups,
 )
-from effopt.optimizer import STEP
+from effopt.optimizer import SCHEDULE, STEP
 
 
 class Tiny(torch.nn.Module):
@@ -583,6 +583,24 @@ def test_a_raising_probe_restores_the_weights_and_names_the_step():
     assert_same_tensors(base_state(opt), bare.state_dict()["state"])
     assert all(torch.equal(opt.state[p][ANCHOR], p.detach()) for p in model.parameters())
     train(model, opt, 1, start=3)  # training goes on
+
+
+def test_a_stateful_schedule_hears_of_an_event_whose_probe_raised():
+    theta = torch.nn.Parameter(torch.zeros(2))
+    schedule = Backoff(interval=4, max_interval=16)
+
+    def probe():
+        raise OSError("evaluation server down")
+
+    opt = ExtrapolatingOptimizer(torch.optim.SGD([theta], lr=0.1), probe=probe, schedule=schedule)
+    theta.grad = torch.ones(2)
+    with pytest.raises(ProbeError):
+        opt.step()  # step 1: an event, which fails
+    assert opt.events[0]["accepted"] == 1.0 and "OSError" in opt.events[0]["reason"]
+    assert schedule.next_step == 3  # told "nothing accepted": waits rather than retrying at every step
+    assert opt.param_groups[0][SCHEDULE] == {"next_step": 3, "wait": 2}  # and the checkpoint knows it
+    opt.step()  # step 2: no event
+    assert len(opt.events) == 1
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
