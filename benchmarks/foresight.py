@@ -51,6 +51,7 @@ class Checkpoints:
         self.params, self.keep, self.folder = params, keep, folder
         self.saved: dict[int, dict | Path] = {}
         self.step = 0
+        self.optimizer: torch.optim.Optimizer | None = None  # set by `recording`
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
             for old in folder.glob("step*.pt"):
@@ -116,23 +117,41 @@ def recording(keep: Callable[[int], bool]):
             runs.append(checkpoints)
 
 
-def figures(checkpoints: Checkpoints, step: int) -> dict:
-    """Whole-model figures of the update up to `step`, and its alignment with the final update."""
-    start, final = checkpoints[0], checkpoints[checkpoints.step]
-    at = checkpoints[step]
+def figures(start: dict, at: dict, final: dict) -> dict:
+    """Whole-model figures of the update ``at - start``, and its alignment with the final update."""
     return summarize(update_profile(start, at, k=K), alignment(start, at, final, k=K))
 
 
+def _foresight(early_step: int, steps: int, early: dict, final: dict) -> dict:
+    """How the early update lines up with the final one, and how concentrated and low-rank the final update is."""
+    return {"early_step": early_step, "steps": steps, "cosine": early["cosine"],
+            "principal_angle": early["principal_angle"], "energy_k": final["energy_k"],
+            "top_share": final["top_share"], "effective_rank": final["effective_rank"]}
+
+
 def early_figures(checkpoints: Checkpoints) -> dict:
-    """The foresight of a finished run: how the update after the first 10% of steps lines up with the final one,
-    and how concentrated and low-rank the final update is."""
+    """The foresight of a finished run, from its update after the first 10% of steps and its final update."""
     early = checkpoints.nearest(EARLY_SHARE * checkpoints.step)
-    start, at, final = checkpoints[0], checkpoints[early], checkpoints[checkpoints.step]
-    aligned = summarize(update_profile(start, at, k=K), alignment(start, at, final, k=K))
-    whole = summarize(update_profile(start, final, k=K))
-    return {"early_step": early, "steps": checkpoints.step, "cosine": aligned["cosine"],
-            "principal_angle": aligned["principal_angle"], "energy_k": whole["energy_k"],
-            "top_share": whole["top_share"], "effective_rank": whole["effective_rank"]}
+    start, final = checkpoints[0], checkpoints[checkpoints.step]
+    return _foresight(early, checkpoints.step, figures(start, checkpoints[early], final),
+                      summarize(update_profile(start, final, k=K)))
+
+
+def trajectory(checkpoints: Checkpoints) -> dict:
+    """The figures at every saved step (each checkpoint read once), the run's foresight, and the share of the final
+    update's squared norm by module kind."""
+    start, final = checkpoints[0], checkpoints[checkpoints.step]
+    steps = sorted(checkpoints.saved)
+    over = [figures(start, final if step == checkpoints.step else checkpoints[step], final) for step in steps]
+    early = checkpoints.nearest(EARLY_SHARE * checkpoints.step)
+    squares = {name: float((final[name].double() - start[name].double()).norm() ** 2) for name in start}
+    total = sum(squares.values()) or 1.0
+    modules: dict[str, float] = {}
+    for name, square in squares.items():
+        modules[module_kind(name)] = modules.get(module_kind(name), 0.0) + square / total
+    return {"steps": steps, "figures": over, "early": _foresight(early, checkpoints.step, over[steps.index(early)],
+                                                                 over[-1]),
+            "modules": dict(sorted(modules.items(), key=lambda kv: -kv[1]))}
 
 
 def module_kind(name: str) -> str:
@@ -150,7 +169,7 @@ def _run(objective: str, method: str, seed: int, args, task, folder: Path | None
     kept: list[Checkpoints] = []
 
     def make_optimizer(model, probes):
-        opt = build_optimizer(method, model, cfg.resolved().lr, probes)
+        opt = build_optimizer(method, model, args.lr, probes)
         if folder is not None:
             keep = lambda step: step % args.every == 0 or step == args.steps  # noqa: E731
             kept.append(Checkpoints(dict(model.named_parameters()), keep, folder))
@@ -191,13 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
                                              final_metric=result["final_metric"], events=result["events"],
                                              device_name=result["device"], regime="post-training", notes=""))
                 if checkpoints is not None:
-                    steps = sorted(checkpoints.saved)
-                    over_time[(objective, seed)] = {
-                        "steps": steps,
-                        "figures": [figures(checkpoints, s) for s in steps],
-                        "early": early_figures(checkpoints),
-                        "modules": _module_shares(checkpoints),
-                    }
+                    over_time[(objective, seed)] = trajectory(checkpoints)
                 else:
                     stability[(objective, seed)] = [e["stability"] for e in result["events"]
                                                     if e["stability"] is not None]
@@ -206,15 +219,6 @@ def main(argv: list[str] | None = None) -> dict:
     report = _write(args, over_time, speed, stability, curves, seconds)
     print(report)
     return {"over_time": over_time, "speed": speed, "stability": stability, "seconds": seconds}
-
-
-def _module_shares(checkpoints: Checkpoints) -> dict[str, float]:
-    profile = update_profile(checkpoints[0], checkpoints[checkpoints.step], k=K)
-    total = sum(row["norm"] ** 2 for row in profile.values()) or 1.0
-    shares: dict[str, float] = {}
-    for name, row in profile.items():
-        shares[module_kind(name)] = shares.get(module_kind(name), 0.0) + row["norm"] ** 2 / total
-    return dict(sorted(shares.items(), key=lambda kv: -kv[1]))
 
 
 def _mean(values) -> float | None:
@@ -247,10 +251,12 @@ def _write(args, over_time: dict, speed: dict, stability: dict, curves: dict, se
         early[name]["settled_step"] = _mean(_settled(run) for run in per[name])
     early_step = per[names[0]][0]["early"]["early_step"]
     stab = {name: _mean(v for s in args.seeds for v in stability[(name, s)]) for name in names}
+    for name in names:
+        early[name]["stability"] = stab[name]
     opd_, rl = early[names[0]], early[names[1]]
 
     def compare(key: str, higher: bool, digits: int = 3, unit: str = "") -> tuple[bool | None, str]:
-        x, y = (opd_[key], rl[key]) if key in opd_ else (stab[names[0]], stab[names[1]])
+        x, y = opd_[key], rl[key]
         if x is None or y is None:
             return None, f"{_fmt(x, digits)} vs {_fmt(y, digits)}"
         return (x > y) == higher and x != y, f"{x:.{digits}f} vs {y:.{digits}f}{unit}"

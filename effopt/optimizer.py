@@ -56,6 +56,12 @@ class _Abort(Exception):
     """Ends an event early at m = 1 (a non-finite probe value or non-finite weights)."""
 
 
+def _through_base(name: str) -> property:
+    """An attribute of the wrapped base optimizer, read and written through."""
+    return property(lambda self: getattr(self.optimizer, name),
+                    lambda self, value: setattr(self.optimizer, name, value))
+
+
 class ExtrapolatingOptimizer(torch.optim.Optimizer):
     r"""Wraps ``optimizer``; after each of its steps, at scheduled steps, extrapolates the selected parameters.
 
@@ -154,29 +160,9 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
             raise ValueError("optimizer: no parameter is selected for extrapolation (every group has extrapolate=False)")
 
     # The base optimizer owns these; the wrapper reads and writes through, never caching an alias.
-    @property
-    def param_groups(self):
-        return self.optimizer.param_groups
-
-    @param_groups.setter
-    def param_groups(self, value):
-        self.optimizer.param_groups = value
-
-    @property
-    def state(self):
-        return self.optimizer.state
-
-    @state.setter
-    def state(self, value):
-        self.optimizer.state = value
-
-    @property
-    def defaults(self):
-        return self.optimizer.defaults
-
-    @defaults.setter
-    def defaults(self, value):
-        self.optimizer.defaults = value
+    param_groups = _through_base("param_groups")
+    state = _through_base("state")
+    defaults = _through_base("defaults")
 
     @property
     def step_count(self) -> int:
