@@ -19,6 +19,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from trl import GRPOConfig, GRPOTrainer
 
 from effopt.integrations import EffoptCallback, extrapolating
+from reference.common import evaluating
 from reference.opd import build_tokenizer
 
 
@@ -39,11 +40,9 @@ def main(max_steps: int = 8, output_dir: str | None = None, callbacks=()) -> GRP
     probe_inputs = tokenizer([f"{a}{b}+{b}{a}=" for a in range(4) for b in range(4)], return_tensors="pt")
     seven = tokenizer.convert_tokens_to_ids("7")
 
-    @torch.no_grad()
     def p_seven() -> float:  # deterministic given the weights: no sampling, the model in eval mode
-        model.eval()
-        logits = model(**probe_inputs).logits[:, -1]
-        model.train()
+        with evaluating(model):
+            logits = model(**probe_inputs).logits[:, -1]
         return logits.softmax(-1)[:, seven].mean().item()
 
     args = GRPOConfig(
