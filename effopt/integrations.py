@@ -7,7 +7,8 @@
 - :class:`EffoptCallback`, a transformers ``TrainerCallback``, gives that optimizer its probe once the Trainer has
   built it: a function of yours, or the Trainer's own evaluation loss.
 - :func:`unwrap_optimizer` finds the ExtrapolatingOptimizer inside accelerate's or DeepSpeed's wrappers.
-- :func:`reshard_after` makes a probe safe under FSDP2 (``fully_shard``).
+- :func:`reshard_after` makes a probe safe under FSDP2 (``fully_shard``); ``ExtrapolatingOptimizer(model=...)`` does
+  the same for the probe it calls.
 
 This module imports torch at import time and transformers only when :class:`EffoptCallback` is first used, so
 ``import effopt`` and ``import effopt.integrations`` stay torch-only.
@@ -22,7 +23,7 @@ from collections.abc import Callable
 
 import torch
 
-from .optimizer import ExtrapolatingOptimizer
+from .optimizer import ExtrapolatingOptimizer, _evaluating, _reshard
 
 __all__ = ["EffoptCallback", "extrapolating", "reshard_after", "unwrap_optimizer"]  # noqa: F822 (EffoptCallback: lazy)
 
@@ -56,7 +57,7 @@ def extrapolating(optimizer_cls: type[torch.optim.Optimizer] = torch.optim.AdamW
 
     Args:
         optimizer_cls: the base optimizer class (default ``torch.optim.AdamW``).
-        options: the wrapper's keyword arguments (``probe``, ``mode``, ``preset``, ``schedule``, ``search``,
+        options: the wrapper's keyword arguments (``probe``, ``model``, ``mode``, ``preset``, ``schedule``, ``search``,
             ``direction``, ``tolerance``, ``anchor_device``, ``foreach``); the base optimizer's own (``lr``,
             ``weight_decay``, ...) go to the class when it is called. Without ``probe``, the optimizer's probe raises
             until one is set (see :class:`EffoptCallback`).
@@ -124,23 +125,14 @@ def unwrap_optimizer(optimizer) -> ExtrapolatingOptimizer:
     return current
 
 
-def _reshard(model: torch.nn.Module) -> None:
-    try:
-        from torch.distributed.fsdp import FSDPModule
-    except ImportError:  # a torch without FSDP2
-        return
-    for module in model.modules():
-        if isinstance(module, FSDPModule):
-            module.reshard()
-
-
 def reshard_after(probe: Callable[[], float], model: torch.nn.Module) -> Callable[[], float]:
     """``probe`` followed by resharding every FSDP2 (``fully_shard``) module of ``model``.
 
     FSDP2 leaves the root module's parameters gathered after a forward without gradients (the backward would gather
     them again), and a later forward reuses that gathered copy. The optimizer moves the shards between probe calls,
     so a probe that leaves them gathered evaluates stale weights from its second call on, and the next training step
-    does too. Any probe under FSDP2 needs this; without FSDP2 it only calls ``probe``.
+    does too. Any probe under FSDP2 needs this; without FSDP2 it only calls ``probe``. Passing ``model=`` to
+    :class:`~effopt.ExtrapolatingOptimizer` does the same (and runs the probe in eval mode).
     """
     if not callable(probe):
         raise TypeError(f"probe: expected a callable returning a float, got {type(probe).__name__}")
@@ -179,22 +171,16 @@ class TrainerEvalLoss:
                 raise ValueError("EffoptCallback(trainer=...): the Trainer has no eval_dataset to probe with; pass "
                                  "eval_dataset= to the Trainer or a probe= function to EffoptCallback")
             self.loader = trainer.get_eval_dataloader()
-        model = trainer.model
-        was_training = model.training
-        model.eval()
         total, count = 0.0, 0
-        try:
+        with _evaluating(trainer.model):
             for inputs in itertools.islice(self.loader, self.max_batches):
-                loss, _, _ = trainer.prediction_step(model, inputs, prediction_loss_only=True)
+                loss, _, _ = trainer.prediction_step(trainer.model, inputs, prediction_loss_only=True)
                 if loss is None:
                     raise ValueError("EffoptCallback(trainer=...): the Trainer's prediction_step gave no loss; the "
                                      "eval dataset needs labels, or pass a probe= function to EffoptCallback")
                 n = find_batch_size(inputs) or 1
                 total += float(loss) * n
                 count += n
-        finally:
-            model.train(was_training)
-            _reshard(model)
         if count == 0:
             raise ValueError("EffoptCallback(trainer=...): the eval dataloader gave no batch")
         return total / count
@@ -215,7 +201,7 @@ def _make_callback_class():
         Pass exactly one of ``probe`` and ``trainer``. The optimizer may be inside accelerate's wrapper; after
         training begins it is :attr:`optimizer`, and its ``events`` the record of every event. Under FSDP2 the probe
         is followed by a reshard of ``trainer.model`` (see :func:`reshard_after`); with ``probe=``, wrap your probe
-        with :func:`reshard_after` yourself.
+        with :func:`reshard_after` yourself, or build the optimizer with ``model=``.
         """
 
         def __init__(self, probe: Callable[[], float] | None = None, *, trainer=None,

@@ -20,10 +20,11 @@ bit. Only the first move holds a transient copy of one chunk of ``delta`` (at mo
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.distributed as dist
@@ -69,8 +70,12 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         optimizer: the base ``torch.optim.Optimizer``; its param groups choose what moves through the group option
             ``extrapolate`` (default ``True``; see :func:`effopt.extrapolation_groups`).
         probe: ``probe() -> float``, called with the weights at candidate points, under ``torch.no_grad()``. It should
-            be deterministic given the weights (fixed data, its own RNG) and switch the model to eval mode itself if
-            it needs to. Required unless the search is probe-free (:class:`effopt.Fixed`).
+            be deterministic given the weights (fixed data, its own RNG) and, without ``model``, switch the model to
+            eval mode itself if it needs to. Required unless the search is probe-free (:class:`effopt.Fixed`).
+        model: a ``torch.nn.Module`` (or a list or tuple of them) that the probe evaluates. Each probe call then runs
+            with it in eval mode, and every submodule's ``training`` flag is restored exactly afterwards (also when
+            the probe raises); every FSDP2 (``fully_shard``) module in it is resharded after each call, so the next
+            call sees the moved weights (see :func:`effopt.integrations.reshard_after`). Not part of the checkpoint.
         mode: ``"min"`` if lower probe values are better (a loss, the default), ``"max"`` if higher are (accuracy).
         preset: ``"default"`` (:class:`~effopt.Backoff` events: every 10 steps while extrapolation pays, backing off
             while it does not; a :class:`~effopt.Quadratic` line search) or ``"effopd"`` (the
@@ -104,6 +109,7 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         optimizer: torch.optim.Optimizer,
         probe: Callable[[], float] | None = None,
         *,
+        model: torch.nn.Module | Sequence[torch.nn.Module] | None = None,
         mode: str = "min",
         preset: str = "default",
         schedule: Callable[[int], bool] | None = None,
@@ -119,6 +125,13 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
             raise TypeError("optimizer: already an ExtrapolatingOptimizer; wrap the base optimizer once")
         if probe is not None and not callable(probe):
             raise TypeError(f"probe: expected a callable returning a float, got {type(probe).__name__}")
+        if model is not None:
+            models = _roots(model)
+            if not (isinstance(models, (list, tuple)) and models
+                    and all(isinstance(m, torch.nn.Module) for m in models)):
+                raise TypeError(f"model: expected a torch.nn.Module or a non-empty list/tuple of them, got "
+                                f"{_describe(model)}")
+            model = tuple(models)
         if mode not in ("min", "max"):
             raise ValueError(f"mode: expected 'min' or 'max', got {mode!r}")
         if preset not in PRESETS:
@@ -137,6 +150,7 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
 
         self.optimizer = optimizer
         self.probe, self.mode, self.tolerance, self.foreach = probe, mode, float(tolerance), bool(foreach)
+        self.model: tuple[torch.nn.Module, ...] | None = model
         self.anchor_device = None if anchor_device is None else torch.device(anchor_device)
         self.events: list[dict] = []
         self._pending: dict[torch.Tensor, torch.Tensor] = {}  # anchors taken before the base state exists
@@ -343,6 +357,46 @@ def _is_zero(lr) -> bool:
     return bool(lr == 0)
 
 
+def _describe(value) -> str:
+    if isinstance(value, (list, tuple)):
+        bad = [type(v).__name__ for v in value if not isinstance(v, torch.nn.Module)]
+        return f"a {type(value).__name__} holding {bad[0]}" if bad else f"an empty {type(value).__name__}"
+    return type(value).__name__
+
+
+def _roots(model: torch.nn.Module | Sequence[torch.nn.Module]) -> Sequence[torch.nn.Module]:
+    return (model,) if isinstance(model, torch.nn.Module) else model
+
+
+def _submodules(model: torch.nn.Module | Sequence[torch.nn.Module]) -> dict:
+    """Every distinct module in ``model`` (one module or several), in order, each once."""
+    return dict.fromkeys(m for root in _roots(model) for m in root.modules())
+
+
+def _reshard(model: torch.nn.Module | Sequence[torch.nn.Module]) -> None:
+    """Reshards every FSDP2 module in ``model``: one with a ``reshard`` method, as ``FSDPModule`` has. FSDP2 keeps
+    the root's parameters gathered after a forward without gradients and reuses them in the next forward, so without
+    this a probe after a move would see the weights of the previous one."""
+    for module in _submodules(model):
+        if callable(getattr(type(module), "reshard", None)):  # the class's: a submodule named "reshard" does not count
+            module.reshard()
+
+
+@contextlib.contextmanager
+def _evaluating(model: torch.nn.Module | Sequence[torch.nn.Module]):
+    """``model`` in eval mode; afterwards each submodule's own ``training`` flag back (a model can be partly in eval
+    mode, e.g. frozen dropout) and FSDP2 modules resharded, whatever the body did or raised."""
+    modes = {module: module.training for module in _submodules(model)}
+    try:
+        for root in _roots(model):
+            root.eval()
+        yield
+    finally:
+        for module, training in modes.items():
+            module.training = training
+        _reshard(model)
+
+
 class _Line:
     """The selected weights on the line ``theta(m) = theta_1 + (m - 1) * delta`` during one event."""
 
@@ -380,7 +434,8 @@ class _Line:
 
     def _probe(self) -> float:
         self.probing = True
-        value = float(self.opt.probe())
+        with _evaluating(self.opt.model or ()):
+            value = float(self.opt.probe())
         self.probing = False
         value = _mean_over_ranks(value)
         self.record["multipliers"].append(self.m)

@@ -82,9 +82,10 @@ def test_ddp_ranks_with_different_probes_accept_the_same_multipliers():
 # --- Sharded parameters (FSDP2) and distributed checkpoints --------------------------------------------------------
 
 
-def _build(kind: str, rank: int):
+def _build(kind: str, rank: int, via_model: bool = False):
     """The same model on every rank, under DDP or sharded by FSDP2 (root and first layer; the last layer's bias, one
-    element, leaves rank 1 an empty shard); its optimizer; the rank's own data and probe."""
+    element, leaves rank 1 an empty shard); its optimizer; the rank's own data and probe, made safe under FSDP2 by
+    :func:`reshard_after` or, with ``via_model``, by the optimizer's ``model=``."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
     if kind == "fsdp2":
@@ -104,9 +105,10 @@ def _build(kind: str, rank: int):
     def probe():
         return torch.nn.functional.mse_loss(model(px), py).item()
 
-    probe = reshard_after(probe, model)  # FSDP2 keeps the root gathered after a forward: see reshard_after
+    if not via_model:
+        probe = reshard_after(probe, model)  # FSDP2 keeps the root gathered after a forward: see reshard_after
     opt = ExtrapolatingOptimizer(torch.optim.AdamW(model.parameters(), lr=1e-2), probe=probe, search=Greedy((2, 3, 4)),
-                                 schedule=Every(3))
+                                 schedule=Every(3), model=model if via_model else None)
     return model, trained, opt, probe, (x, y)
 
 
@@ -122,6 +124,7 @@ def _steps(model, trained, opt, probe, batch, n, fresh: list):
         if len(opt.events) > events:
             from effopt.integrations import _reshard
 
+            assert model.training  # with model=, in eval mode for each probe call and back in train mode after
             _reshard(model)
             value = torch.tensor([probe()], dtype=torch.float64)
             dist.all_reduce(value)
@@ -203,6 +206,35 @@ def test_sharded_ranks_agree_and_checkpoints_restore_the_anchor(kind):
     else:
         for a, b in zip(rank0["final"], rank1["final"]):
             assert torch.equal(a, b)
+
+
+def _model_option_worker(rank: int, world: int, init_file: str, out_dir: str, kind: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        model, trained, opt, probe, batch = _build(kind, rank, via_model=True)
+        fresh = []
+        with MoveRecorder() as recorder:
+            _steps(model, trained, opt, probe, batch, 9, fresh)
+        torch.save({"events": [(e["step"], e["accepted"]) for e in opt.events], "checked": recorder.checked,
+                    "fresh": fresh}, os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def test_fsdp2_probe_sees_the_moved_weights_with_the_model_option():
+    """The probe is not wrapped in reshard_after; ``model=`` reshards after each probe call instead. Without it, the
+    root's gathered parameters from the first probe call would be reused by the later ones."""
+    rank0, rank1 = _run("fsdp2", worker=_model_option_worker)
+    events = rank0["events"]
+    assert events == rank1["events"] and [s for s, _ in events] == [3, 6, 9]
+    assert any(m != 1.0 for _, m in events)
+    for rank in (rank0, rank1):
+        assert rank["checked"] == events
+        assert len(rank["fresh"]) == 3
+        for value, recorded in rank["fresh"]:
+            assert math.isclose(value, recorded, rel_tol=1e-5)
 
 
 def test_an_empty_tensor_among_the_selected_ones():

@@ -113,6 +113,8 @@ def test_bad_input_names_the_argument():
         unwrap_optimizer(torch.optim.AdamW(tiny_model().parameters()))
     with pytest.raises(TypeError, match="probe: expected a callable"):
         reshard_after(0.5, tiny_model())
+    with pytest.raises(TypeError, match="model: expected a torch.nn.Module"):
+        extrapolating(torch.optim.AdamW, model=[tiny_model(), None])
 
     from effopt.integrations import EffoptCallback
 

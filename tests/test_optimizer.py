@@ -622,6 +622,133 @@ def test_non_finite_candidate_weights_end_the_event_at_the_base_step():
     assert torch.equal(theta.detach(), torch.full((3,), 0.5, dtype=torch.float16))
 
 
+# --- The model the probe evaluates ----------------------------------------------------------------------------------
+
+
+def dropout_model():
+    """Dropout in two places; the last one kept in eval mode on purpose, as a user may freeze a part of a model."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Dropout(0.5), torch.nn.Tanh(), torch.nn.Linear(16, 1),
+                                torch.nn.Dropout(0.5))
+    model[4].eval()
+    return model
+
+
+X4, Y1 = torch.randn(16, 4, generator=DATA), torch.randn(16, 1, generator=DATA)
+
+
+def modes(model):
+    return [m.training for m in model.modules()]
+
+
+def train_mse(model, opt, steps):
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(X4), Y1).backward()
+        opt.step()
+
+
+def test_with_model_a_probe_that_leaves_eval_mode_on_does_not_leak_it_into_training():
+    for given in (None, "module", "list"):
+        model = make_model()
+
+        def probe():
+            model.eval()  # a probe written for evaluation, that does not switch back
+            return loss_of(model, PROBE_TOKENS, PROBE_TOKENS).item()
+
+        model_option = {"module": model, "list": [model]}.get(given)
+        opt = ExtrapolatingOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), probe=probe, schedule=Every(1),
+                                     model=model_option)
+        train(model, opt, 2)
+        assert len(opt.events) == 2 and model.training == (given is not None)
+
+
+def test_the_probe_sees_eval_mode_and_each_submodule_gets_its_own_mode_back():
+    model = dropout_model()
+    before = modes(model)
+    assert before == [True, True, True, True, True, False]
+    seen = []
+
+    def probe():
+        seen.append(modes(model))
+        first, second = (torch.nn.functional.mse_loss(model(X4), Y1).item() for _ in range(2))
+        assert first == second  # dropout is off: the probe is deterministic
+        return first
+
+    opt = ExtrapolatingOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), probe=probe, schedule=Every(1),
+                                 search=Greedy((2.0, 3.0)), model=model)
+    train_mse(model, opt, 3)
+    assert len(seen) >= 6 and all(flags == [False] * 6 for flags in seen)
+    assert modes(model) == before  # the frozen dropout stays in eval mode, the rest is back in train mode
+
+
+def test_the_modes_come_back_when_the_probe_raises():
+    model = dropout_model()
+    before = modes(model)
+
+    def probe():
+        model.train()  # switches the frozen dropout on too, then fails
+        raise KeyError("validation set missing")
+
+    opt = ExtrapolatingOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), probe=probe, schedule=Every(1),
+                                 model=(model,))
+    with pytest.raises(ProbeError):
+        train_mse(model, opt, 1)
+    assert modes(model) == before
+
+
+class Resharding(torch.nn.Linear):
+    """Stands in for an FSDP2 (``fully_shard``) module: it has a ``reshard`` method, which counts its calls."""
+
+    reshards = 0
+
+    def reshard(self):
+        self.reshards += 1
+
+
+def test_fsdp2_modules_are_resharded_after_every_probe_call():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(Resharding(4, 8), torch.nn.Tanh(), Resharding(8, 1))
+    calls = []
+
+    def probe():
+        calls.append(model[0].reshards)
+        return torch.nn.functional.mse_loss(model(X4), Y1).item()
+
+    opt = ExtrapolatingOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), probe=probe, schedule=Every(1),
+                                 search=Greedy((2.0, 3.0)), model=model)
+    train_mse(model, opt, 2)
+    assert len(calls) >= 4 and calls == list(range(len(calls)))  # each call comes after the previous one's reshard
+    assert model[0].reshards == model[2].reshards == len(calls)
+    plain = ExtrapolatingOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), probe=probe, schedule=Every(1))
+    before = model[0].reshards
+    train_mse(model, plain, 1)
+    assert len(calls) > before and model[0].reshards == before  # without model=, nothing is resharded
+
+
+def test_model_travels_with_copies_and_stays_out_of_the_checkpoint():
+    model = make_model()
+    opt = ExtrapolatingOptimizer(torch.optim.AdamW(model.parameters(), lr=0.01), probe=probe_for(model),
+                                 schedule=Every(4), model=model)
+    train(model, opt, 5)
+    buffer = io.BytesIO()
+    torch.save(opt.state_dict(), buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=True)  # would refuse a module
+    fresh_model = make_model()
+    fresh = ExtrapolatingOptimizer(torch.optim.AdamW(fresh_model.parameters(), lr=0.01),
+                                   probe=probe_for(fresh_model), model=fresh_model)
+    fresh.load_state_dict(loaded)
+    assert fresh.model == (fresh_model,)
+    copied_model, copied_opt = copy.deepcopy((model, opt))
+    pickled_model, pickled_opt = pickle.loads(pickle.dumps((model, opt)))
+    assert copied_opt.model == (copied_model,) and pickled_opt.model == (pickled_model,)
+    train(model, opt, 4, start=5)
+    for clone_model, clone_opt in ((copied_model, copied_opt), (pickled_model, pickled_opt)):
+        train(clone_model, clone_opt, 4, start=5)
+        assert_same_tensors(weights(clone_model), weights(model))
+
+
 # --- Bad input ------------------------------------------------------------------------------------------------------
 
 
@@ -633,6 +760,11 @@ def test_bad_input_is_named():
         (TypeError, "optimizer", lambda: ExtrapolatingOptimizer(model, probe=probe)),
         (TypeError, "optimizer", lambda: ExtrapolatingOptimizer(ExtrapolatingOptimizer(adamw(), probe), probe)),
         (TypeError, "probe", lambda: ExtrapolatingOptimizer(adamw(), probe=0.5)),
+        (TypeError, "model: expected a torch.nn.Module .* got ProbeLoss",
+         lambda: ExtrapolatingOptimizer(adamw(), probe, model=probe)),
+        (TypeError, "model: .* got a list holding str",
+         lambda: ExtrapolatingOptimizer(adamw(), probe, model=[model, "x"])),
+        (TypeError, "model: .* got an empty tuple", lambda: ExtrapolatingOptimizer(adamw(), probe, model=())),
         (ValueError, "probe", lambda: ExtrapolatingOptimizer(adamw())),
         (ValueError, "mode", lambda: ExtrapolatingOptimizer(adamw(), probe, mode="up")),
         (ValueError, "preset", lambda: ExtrapolatingOptimizer(adamw(), probe, preset="fast")),
