@@ -4,7 +4,7 @@
     opt = ExtrapolatingOptimizer(torch.optim.AdamW(model.parameters(), lr=1e-5), probe=validation_loss)
 """
 
-from .optimizer import ANCHOR, PRESETS, ExtrapolatingOptimizer, ProbeError
+from .optimizer import ANCHOR, PRESETS, ExtrapolatingOptimizer, ExtrapolationWarning, ProbeError
 from .policies import (
     PAPER_PATTERN,
     Accumulated,
@@ -27,6 +27,7 @@ __all__ = [
     "Backoff",
     "Every",
     "ExtrapolatingOptimizer",
+    "ExtrapolationWarning",
     "Fixed",
     "Greedy",
     "LowRank",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
@@ -51,6 +52,10 @@ class ProbeError(RuntimeError):
     def __init__(self, message: str, step: int, multiplier: float) -> None:
         super().__init__(message)
         self.step, self.multiplier = step, multiplier
+
+
+class ExtrapolationWarning(RuntimeWarning):
+    """An event ended at ``m = 1`` on a non-finite probe value or non-finite weights (warned once per optimizer)."""
 
 
 class _Abort(Exception):
@@ -156,6 +161,7 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         self._pending: dict[torch.Tensor, torch.Tensor] = {}  # anchors taken before the base state exists
         self._complete = False  # every selected parameter has an anchor or a pending one
         self._sketch: torch.Tensor | None = None  # the previous event's update at the sampled coordinates
+        self._warned = False  # a non-finite event has been warned about
 
         # torch.optim.Optimizer.__init__ would build a second param_groups/state: set what it sets, minus those.
         self._optimizer_step_pre_hooks = OrderedDict()
@@ -324,6 +330,10 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
             raise
         record["accepted"] = line.m
         record["seconds"] = time.perf_counter() - start
+        if record["reason"] and not self._warned:  # only the non-finite endings get here with a reason
+            self._warned = True
+            warnings.warn(f"effopt: the extrapolation event after step {step} ended at m = 1: {record['reason']}; "
+                          "further such events are not warned about (see opt.events)", ExtrapolationWarning)
 
     def _stability(self, params: list, anchors: list) -> float | None:
         """The cosine between the update ``params - anchors`` and the previous event's, on the sampled coordinates

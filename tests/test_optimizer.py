@@ -4,6 +4,7 @@ import copy
 import io
 import math
 import pickle
+import warnings
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from effopt import (
     Backoff,
     Every,
     ExtrapolatingOptimizer,
+    ExtrapolationWarning,
     Fixed,
     Greedy,
     LowRank,
@@ -607,7 +609,8 @@ def test_a_stateful_schedule_hears_of_an_event_whose_probe_raised():
 def test_a_non_finite_probe_value_ends_the_event_at_the_base_step(bad):
     values = iter([1.0, 0.5, bad])
     model, opt, twin, bare = twin_runs(lambda: next(values))
-    train(model, opt, 3)
+    with pytest.warns(ExtrapolationWarning, match="after step 3 ended at m = 1: non-finite probe value"):
+        train(model, opt, 3)
     assert opt.events[0]["accepted"] == 1.0 and "non-finite probe" in opt.events[0]["reason"]
     assert_same_tensors(weights(model), weights(twin))
     assert_same_tensors(base_state(opt), bare.state_dict()["state"])
@@ -617,9 +620,33 @@ def test_non_finite_candidate_weights_end_the_event_at_the_base_step():
     theta = torch.nn.Parameter(torch.zeros(3, dtype=torch.float16))
     opt = ExtrapolatingOptimizer(torch.optim.SGD([theta], lr=0.5), search=Fixed(1e6), schedule=Every(1))
     theta.grad = -torch.ones(3, dtype=torch.float16)
-    opt.step()  # the base step leaves 0.5; m = 1e6 would be 5e5, past float16's 65504
+    with pytest.warns(ExtrapolationWarning, match="after step 1 ended at m = 1: non-finite weights at multiplier"):
+        opt.step()  # the base step leaves 0.5; m = 1e6 would be 5e5, past float16's 65504
     assert "non-finite weights" in opt.events[0]["reason"] and opt.events[0]["accepted"] == 1.0
     assert torch.equal(theta.detach(), torch.full((3,), 0.5, dtype=torch.float16))
+
+
+def test_non_finite_events_warn_once_per_optimizer_and_move_nothing():
+    model, twin = make_model(), make_model()
+    opt = ExtrapolatingOptimizer(torch.optim.AdamW(model.parameters(), lr=0.01), probe=lambda: math.nan,
+                                 schedule=Every(1))
+    bare = torch.optim.AdamW(twin.parameters(), lr=0.01)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train(model, opt, 4)
+        train(twin, bare, 4)
+    assert [e["reason"] for e in opt.events] == ["non-finite probe value nan at multiplier 1.0"] * 4
+    assert [str(w.message) for w in caught if w.category is ExtrapolationWarning] == [
+        "effopt: the extrapolation event after step 1 ended at m = 1: non-finite probe value nan at multiplier 1.0; "
+        "further such events are not warned about (see opt.events)"
+    ]
+    assert issubclass(ExtrapolationWarning, RuntimeWarning)
+    assert_same_tensors(weights(model), weights(twin))
+    assert_same_tensors(base_state(opt), bare.state_dict()["state"])
+    other = ExtrapolatingOptimizer(torch.optim.SGD(twin.parameters(), lr=0.01), probe=lambda: math.nan,
+                                   schedule=Every(1))
+    with pytest.warns(ExtrapolationWarning, match="after step 1"):  # once per optimizer, not once per process
+        train(twin, other, 2)
 
 
 # --- The model the probe evaluates ----------------------------------------------------------------------------------
