@@ -5,7 +5,8 @@
   to pass an optimizer under FSDP or DeepSpeed), or any Trainer subclass through its ``optimizer_cls_and_kwargs``
   attribute.
 - :class:`EffoptCallback`, a transformers ``TrainerCallback``, gives that optimizer its probe once the Trainer has
-  built it: a function of yours, or the Trainer's own evaluation loss.
+  built it (a function of yours, or the Trainer's own evaluation loss) and sends every event to the Trainer's log.
+- :func:`event_metrics` flattens an event into ``effopt/...`` metrics for any logger.
 - :func:`unwrap_optimizer` finds the ExtrapolatingOptimizer inside accelerate's or DeepSpeed's wrappers.
 - :func:`reshard_after` makes a probe safe under FSDP2 (``fully_shard``); ``ExtrapolatingOptimizer(model=...)`` does
   the same for the probe it calls.
@@ -19,13 +20,15 @@ from __future__ import annotations
 import copy
 import inspect
 import itertools
+import math
 from collections.abc import Callable
 
 import torch
 
 from .optimizer import ExtrapolatingOptimizer, _evaluating, _reshard
 
-__all__ = ["EffoptCallback", "extrapolating", "reshard_after", "unwrap_optimizer"]  # noqa: F822 (EffoptCallback: lazy)
+__all__ = ["EffoptCallback", "event_metrics", "extrapolating", "reshard_after",  # noqa: F822 (EffoptCallback: lazy)
+           "unwrap_optimizer"]
 
 #: The options of :class:`~effopt.ExtrapolatingOptimizer` that :func:`extrapolating` accepts.
 OPTIONS = tuple(name for name in inspect.signature(ExtrapolatingOptimizer.__init__).parameters if name not in
@@ -125,6 +128,18 @@ def unwrap_optimizer(optimizer) -> ExtrapolatingOptimizer:
     return current
 
 
+def event_metrics(event: dict, prefix: str = "effopt/") -> dict[str, float]:
+    """One event (an item of ``ExtrapolatingOptimizer.events``) as flat metrics for a logger: ``effopt/multiplier``
+    (the accepted one), ``effopt/probe_value`` (the probe's value there, in its own units), ``effopt/stability`` and
+    ``effopt/probe_seconds`` (the event's time). A figure that is unknown (no probe value at the accepted point, as
+    with a probe-free search; stability at the first event) or non-finite is left out: JSON loggers reject NaN."""
+    accepted, probed = event["accepted"], event["multipliers"]
+    value = event["values"][probed.index(accepted)] if accepted in probed else None
+    metrics = {"multiplier": accepted, "probe_value": value, "stability": event["stability"],
+               "probe_seconds": event["seconds"]}
+    return {prefix + k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(v)}
+
+
 def reshard_after(probe: Callable[[], float], model: torch.nn.Module) -> Callable[[], float]:
     """``probe`` followed by resharding every FSDP2 (``fully_shard``) module of ``model``.
 
@@ -190,31 +205,48 @@ def _make_callback_class():
     from transformers import TrainerCallback
 
     class EffoptCallback(TrainerCallback):
-        """Gives the Trainer's :class:`~effopt.ExtrapolatingOptimizer` its probe when training begins.
+        """Gives the Trainer's :class:`~effopt.ExtrapolatingOptimizer` its probe when training begins, and sends its
+        events to the Trainer's log.
 
         Args:
-            probe: ``() -> float``, the probe (see :class:`~effopt.ExtrapolatingOptimizer`); or
-            trainer: this Trainer, to probe with its own evaluation loss (:class:`TrainerEvalLoss`) on its
-                ``eval_dataset``; then the optimizer's ``mode`` must be ``"min"``.
-            max_batches: with ``trainer``, evaluate only the first this many eval batches (default: all).
+            probe: ``() -> float``, the probe (see :class:`~effopt.ExtrapolatingOptimizer`). Default: the Trainer's
+                own evaluation loss (:class:`TrainerEvalLoss`) on its ``eval_dataset``, which takes ``trainer`` and
+                an optimizer with ``mode="min"``.
+            trainer: this Trainer; its log receives the events (below), and without ``probe`` it is what probes.
+            max_batches: without ``probe``, evaluate only the first this many eval batches (default: all).
 
-        Pass exactly one of ``probe`` and ``trainer``. The optimizer may be inside accelerate's wrapper; after
-        training begins it is :attr:`optimizer`, and its ``events`` the record of every event. Under FSDP2 the probe
-        is followed by a reshard of ``trainer.model`` (see :func:`reshard_after`); with ``probe=``, wrap your probe
-        with :func:`reshard_after` yourself, or build the optimizer with ``model=``.
+        Pass ``probe``, ``trainer`` or both. The optimizer may be inside accelerate's wrapper; after training begins it
+        is :attr:`optimizer`, and its ``events`` the record of every event.
+
+        With ``trainer``, each step that ran an event adds a line to the Trainer's log (``trainer.state.log_history``
+        and every ``report_to`` backend) at that step, whatever ``logging_steps`` is: the event's
+        :func:`event_metrics` (``effopt/multiplier``, ``effopt/probe_value``, ``effopt/stability``,
+        ``effopt/probe_seconds``); should several events have run since the last line, the last one's, with
+        ``effopt/events`` saying how many. The line goes through ``transformers.Trainer.log`` itself, so a subclass's
+        ``log`` (TRL's averages and clears its own running metrics there) is left to its own cadence. A callback made
+        before the Trainer (``callbacks=[EffoptCallback(probe)]``) cannot reach its log; add it afterwards with
+        ``trainer.add_callback(EffoptCallback(probe, trainer=trainer))`` to have events logged.
+
+        Under FSDP2 the Trainer's evaluation loss is followed by a reshard of ``trainer.model`` (see
+        :func:`reshard_after`); with ``probe=``, wrap your probe with :func:`reshard_after` yourself, or build the
+        optimizer with ``model=``.
         """
 
         def __init__(self, probe: Callable[[], float] | None = None, *, trainer=None,
                      max_batches: int | None = None) -> None:
-            if (probe is None) == (trainer is None):
-                raise ValueError("EffoptCallback: pass exactly one of probe= (a () -> float) and trainer= (probe with "
-                                 "the Trainer's own evaluation loss)")
+            if probe is None and trainer is None:
+                raise ValueError("EffoptCallback: pass probe= (a () -> float), trainer= (probe with the Trainer's own "
+                                 "evaluation loss, and log events there), or both (your probe; events logged)")
             if probe is not None and not callable(probe):
                 raise TypeError(f"probe: expected a callable returning a float, got {type(probe).__name__}")
             if probe is not None and max_batches is not None:
-                raise ValueError("max_batches: only used with trainer=; your probe chooses its own data")
+                raise ValueError("max_batches: only used without probe=; your probe chooses its own data")
+            if trainer is not None and not all(hasattr(trainer, name) for name in ("state", "callback_handler")):
+                raise TypeError(f"trainer: expected a transformers Trainer, got {type(trainer).__name__}")
             self.probe = probe if probe is not None else TrainerEvalLoss(trainer, max_batches)
+            self.trainer = trainer
             self.optimizer: ExtrapolatingOptimizer | None = None
+            self._logged = 0  # events already sent to the log
 
         def on_train_begin(self, args, state, control, optimizer=None, **kwargs):
             opt = unwrap_optimizer(optimizer)
@@ -222,7 +254,19 @@ def _make_callback_class():
                 raise ValueError(f"EffoptCallback(trainer=...): probes with the eval loss (lower is better), but the "
                                  f"optimizer has mode={opt.mode!r}; use mode='min' or pass your own probe=")
             opt.probe = self.probe
-            self.optimizer = opt
+            self.optimizer, self._logged = opt, len(opt.events)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.trainer is None or self.optimizer is None or len(self.optimizer.events) == self._logged:
+                return
+            from transformers import Trainer
+
+            events = self.optimizer.events
+            logs = event_metrics(events[-1])
+            if len(events) - self._logged > 1:
+                logs["effopt/events"] = len(events) - self._logged
+            self._logged = len(events)
+            Trainer.log(self.trainer, logs)
 
     EffoptCallback.__module__ = __name__
     return EffoptCallback

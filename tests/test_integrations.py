@@ -5,6 +5,7 @@ Each end-to-end test runs an example from reference/ at tiny size and checks, th
 every event moved the weights to ``A + m * (theta_1 - A)`` for the multiplier it recorded."""
 
 import copy
+import math
 import os
 import pickle
 import re
@@ -22,6 +23,7 @@ from effopt import ExtrapolatingOptimizer, Fixed, ProbeError
 from effopt.integrations import (
     PROBE_NOT_SET,
     TrainerEvalLoss,
+    event_metrics,
     extrapolating,
     reshard_after,
     unwrap_optimizer,
@@ -118,15 +120,16 @@ def test_bad_input_names_the_argument():
 
     from effopt.integrations import EffoptCallback
 
-    with pytest.raises(ValueError, match="exactly one of probe= .* and trainer="):
+    with pytest.raises(ValueError, match="pass probe= .*, trainer= .*, or both"):
         EffoptCallback()
-    with pytest.raises(ValueError, match="exactly one of probe="):
+    with pytest.raises(TypeError, match="trainer: expected a transformers Trainer"):
         EffoptCallback(lambda: 0.0, trainer=object())
-    with pytest.raises(ValueError, match="max_batches: only used with trainer="):
+    with pytest.raises(ValueError, match="max_batches: only used without probe="):
         EffoptCallback(lambda: 0.0, max_batches=2)
     with pytest.raises(TypeError, match="trainer: expected a transformers Trainer"):
         EffoptCallback(trainer=object())
-    fake = types.SimpleNamespace(get_eval_dataloader=None, prediction_step=None, model=None)
+    fake = types.SimpleNamespace(get_eval_dataloader=None, prediction_step=None, model=None, state=None,
+                                 callback_handler=None)
     with pytest.raises(ValueError, match="max_batches: expected a positive int"):
         EffoptCallback(trainer=fake, max_batches=0)
     opt = extrapolating(torch.optim.AdamW, mode="max")(tiny_model().parameters())
@@ -166,6 +169,58 @@ def test_trainer_builds_effopt_and_probes_with_its_own_eval_loss(monkeypatch, tm
     assert trainer.model.training  # the probe puts the model back in train mode
     assert isinstance(opt.probe, TrainerEvalLoss)
     assert opt.probe() == pytest.approx(trainer.evaluate()["eval_loss"], rel=1e-5)  # the Trainer's own eval loss
+
+
+def log_recorder():
+    """A callback that receives the Trainer's log as every report_to backend does: through on_log."""
+    from transformers import TrainerCallback
+
+    class LogRecorder(TrainerCallback):
+        def __init__(self):
+            self.logs = []
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            self.logs.append(dict(logs))
+
+    return LogRecorder()
+
+
+def test_trainer_log_gets_every_event_between_logging_steps(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from reference import hf_trainer
+
+    backend = log_recorder()
+    trainer = hf_trainer.main(max_steps=16, output_dir=str(tmp_path), callbacks=[backend])
+    events = unwrap_optimizer(trainer.optimizer).events
+    assert [e["step"] for e in events] == [1, 3, 7, 15]  # logging_steps is 10: none of them is a logging step
+    lines = [h for h in trainer.state.log_history if "effopt/multiplier" in h]
+    assert [(h["step"], h["effopt/multiplier"]) for h in lines] == [(e["step"], e["accepted"]) for e in events]
+    for line, event in zip(lines, events):
+        assert line["effopt/probe_value"] == event["values"][event["multipliers"].index(event["accepted"])]
+        assert line["effopt/probe_seconds"] == event["seconds"] and "effopt/events" not in line
+        assert line.get("effopt/stability") == event["stability"]  # None at the first event: left out
+    assert "effopt/stability" not in lines[0] and "effopt/stability" in lines[1]
+    assert [h["step"] for h in trainer.state.log_history if "loss" in h] == [10]  # the Trainer's own lines as before
+    received = [logs for logs in backend.logs if "effopt/multiplier" in logs]
+    assert [logs["effopt/multiplier"] for logs in received] == [e["accepted"] for e in events]
+
+    # Two events since the last line (not something the Trainer's loop does): one line, the last one's, and the count
+    callback = next(c for c in trainer.callback_handler.callbacks if type(c).__name__ == "EffoptCallback")
+    events.extend([{**events[1], "accepted": 2.5}, events[2]])
+    callback.on_step_end(trainer.args, trainer.state, trainer.control)
+    assert trainer.state.log_history[-1] == {**event_metrics(events[2]), "effopt/events": 2,
+                                             "epoch": trainer.state.epoch, "step": 16}
+
+
+def test_event_metrics_leave_out_what_is_unknown():
+    event = {"step": 4, "multipliers": [1.0, 2.0, 3.0], "values": [0.5, 0.4, 0.45], "accepted": 2.0, "seconds": 0.25,
+             "reason": "", "stability": 0.9}
+    assert event_metrics(event) == {"effopt/multiplier": 2.0, "effopt/probe_value": 0.4, "effopt/stability": 0.9,
+                                    "effopt/probe_seconds": 0.25}
+    probe_free = {**event, "multipliers": [], "values": [], "stability": None}
+    assert event_metrics(probe_free, prefix="x/") == {"x/multiplier": 2.0, "x/probe_seconds": 0.25}
+    nan_baseline = {**event, "multipliers": [1.0], "values": [math.nan], "accepted": 1.0}
+    assert "effopt/probe_value" not in event_metrics(nan_baseline)
 
 
 def test_trl_grpo_trainer_with_effopt(monkeypatch, tmp_path):
