@@ -17,11 +17,11 @@ test: $(VENV)/.installed
 	$(PY) -m pytest tests/ -q
 
 bench: $(VENV)/.installed
-	$(PY) -m pytest benchmarks/ -q --benchmark-json=benchmarks/results/benchmark.json
+	$(PY) -m pytest benchmarks/ -q --benchmark-quiet --benchmark-json=benchmarks/results/benchmark.json
 	$(PY) -m benchmarks.report benchmarks/results/benchmark.json
 
 bench-full: $(VENV)/.installed
-	EFFOPT_BENCH_MODE=full $(PY) -m pytest benchmarks/ -q --benchmark-json=benchmarks/results/benchmark-full.json
+	EFFOPT_BENCH_MODE=full $(PY) -m pytest benchmarks/ -q --benchmark-quiet --benchmark-json=benchmarks/results/benchmark-full.json
 	$(PY) -m benchmarks.report benchmarks/results/benchmark-full.json
 
 foresight: $(VENV)/.installed

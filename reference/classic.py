@@ -92,7 +92,8 @@ def train(cfg: ClassicConfig, make_optimizer=None, progress: bool = False) -> di
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw")
     parser.add_argument("--lr", type=float, default=ClassicConfig.lr)
     parser.add_argument("--steps", type=int, default=ClassicConfig.steps)

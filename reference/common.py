@@ -32,6 +32,12 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def sync(device) -> None:
+    """Wait for the device, so that a clock read after it counts the work queued before it."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
 def config_key(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -54,6 +54,7 @@ from reference.common import (
     load_metric,
     run_result,
     set_seed,
+    sync,
 )
 from reference.optimizers import build_optimizer
 
@@ -349,6 +350,17 @@ def task_reward(text: str, target: str, offered: list[str]) -> float:
     return -1.0 + f1
 
 
+def shaped_reward(reward: torch.Tensor, cfg: EchoConfig, kl: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """The task rewards [B, K] plus the consistency bonus, clipped to [-1, 2]. "published": beta * exp(-KL) per prompt
+    (kl: [B]) on correct answers only, which group normalisation cancels when rewards are +1/-1; "per-candidate":
+    beta * the clean teacher's geometric-mean token probability of each candidate (old: its mean log-prob, [B, K])."""
+    if cfg.bonus == "published":
+        reward = torch.where(reward == 1.0, reward + cfg.beta * torch.exp(-kl)[:, None], reward)
+    elif cfg.bonus == "per-candidate":
+        reward = reward + cfg.beta * old.exp()
+    return reward.clamp(-1.0, 2.0)
+
+
 def echo_step(student: AudioLM, teacher: AudioLM, task: Task, cfg: EchoConfig, generator: torch.Generator):
     """One EchoDistill loss on a batch of (clip, SNR) prompts; returns (loss, mean task reward; None for distill)."""
     split, device = task.splits["train"], task.device
@@ -381,11 +393,7 @@ def echo_step(student: AudioLM, teacher: AudioLM, task: Task, cfg: EchoConfig, g
         with torch.no_grad():
             old = sequence_logprob(teacher.answer_logprobs(clean, question, candidates), candidates)
         kl = kl_teacher_student(t_logprobs, s_logprobs[:, K], t_answer)
-        if cfg.bonus == "published":  # one constant per prompt, on correct answers only
-            reward = torch.where(reward == 1.0, reward + cfg.beta * torch.exp(-kl.detach())[:, None], reward)
-        elif cfg.bonus == "per-candidate":  # the clean teacher's geometric-mean token probability of each candidate
-            reward = reward + cfg.beta * old.exp()
-        reward = reward.clamp(-1.0, 2.0)
+        reward = shaped_reward(reward, cfg, kl.detach(), old)
         loss = cfg.lambda_distill * kl.mean()
     else:  # plain GRPO: the old policy is the student itself, so the ratio is 1 and only its gradient acts
         old = s_seq.detach()
@@ -407,8 +415,10 @@ def exact_match(predictions: list[str], references: list[str]) -> float:
 
 
 def evaluate_snrs(model: AudioLM, split: dict, snrs) -> dict:
-    """{snr: {"acc", "noisy", "gsr"}} for the model in eval mode, greedy answers (call under `evaluating`)."""
+    """{snr: {"acc", "noisy", "gsr", "clean_acc"}} for the model in eval mode, greedy answers (call under
+    `evaluating`). clean_acc, the accuracy on clean audio, is the skill the noisy post-training may erode."""
     own_clean = decode(model.generate(split["clean"], split["question"]))
+    clean_acc = exact_match(own_clean, split["answer_text"])
     report = {}
     for snr in snrs:
         noisy = decode(model.generate(split["noisy"][:, audio.SNRS.index(snr)], split["question"]))
@@ -416,6 +426,7 @@ def evaluate_snrs(model: AudioLM, split: dict, snrs) -> dict:
             "acc": exact_match(noisy, split["answer_text"]),
             "noisy": exact_match(noisy, split["teacher_text"]),
             "gsr": exact_match(noisy, own_clean),
+            "clean_acc": clean_acc,
         }
     return report
 
@@ -480,10 +491,12 @@ def train(cfg: EchoConfig, make_optimizer=None, task: Task | None = None, progre
     curve, losses, rewards = [], [], []
 
     def point(step: int) -> None:
+        sync(task.device)
         start = time.perf_counter()
         with evaluating(student, opt):
             strong = evaluate_snrs(student, evaluation, [cfg.strong_snr])[cfg.strong_snr]
             val = distill_loss(student, evaluation, cfg.strong_snr)
+        sync(task.device)
         clock["eval"] += time.perf_counter() - start
         curve.append(
             {
@@ -492,6 +505,8 @@ def train(cfg: EchoConfig, make_optimizer=None, task: Task | None = None, progre
                 "eval_seconds": clock["eval"],
                 "metric": strong[cfg.metric],
                 "loss": val,
+                "objective": val,
+                "retained": strong["clean_acc"],
                 **strong,
                 "train_loss": sum(losses) / len(losses) if losses else None,
                 "reward": sum(rewards) / len(rewards) if rewards else None,
@@ -512,6 +527,7 @@ def train(cfg: EchoConfig, make_optimizer=None, task: Task | None = None, progre
             task.initial_per_snr = evaluate_snrs(teacher, evaluation, audio.SNRS)
     point(0)
     for step in range(1, cfg.steps + 1):
+        sync(task.device)
         start = time.perf_counter()
         loss, reward = echo_step(student, teacher, task, cfg, generator)
         opt.zero_grad(set_to_none=True)
@@ -519,6 +535,7 @@ def train(cfg: EchoConfig, make_optimizer=None, task: Task | None = None, progre
         if cfg.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.max_grad_norm)
         opt.step()
+        sync(task.device)
         clock["train"] += time.perf_counter() - start
         losses.append(loss.item())
         if reward is not None:
@@ -534,7 +551,8 @@ def train(cfg: EchoConfig, make_optimizer=None, task: Task | None = None, progre
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for field in dataclasses.fields(EchoConfig):
         flag, default = "--" + field.name.replace("_", "-"), field.default
         if isinstance(default, bool):

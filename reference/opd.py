@@ -54,6 +54,7 @@ from reference.common import (
     load_metric,
     run_result,
     set_seed,
+    sync,
 )
 from reference.optimizers import OPTIMIZERS, Probes, build_optimizer
 
@@ -73,6 +74,7 @@ class Size:
     teacher: dict  # LlamaConfig fields
     student: dict
     splits: dict  # split name -> number of problems; all splits are disjoint
+    skill_splits: dict  # the retained skill's splits (reversal, see _make_skill_data), disjoint likewise
     teacher_steps: int  # at most this many supervised steps; stops early at teacher_target on the dev split
     teacher_target: float
     teacher_batch: int
@@ -93,17 +95,20 @@ SIZES: dict[str, Size] = {
     # For tests: seconds to build, accuracy meaningless.
     "tiny": Size(digits=2, teacher=_llama(32, 1, 2), student=_llama(16, 1, 2),
                  splits=dict(train=4096, opd=512, dev=64, probe_loss=32, probe_accuracy=16, eval=64),
+                 skill_splits=dict(skill_train=2048, skill_dev=64, skill_eval=64),
                  teacher_steps=60, teacher_target=0.99, teacher_batch=64, student_max_steps=20, student_batch=64,
                  check_every=20, student_check_every=10, batch_size=16, eval_every=2),
     # CPU: the teacher trains once in about 4 minutes on one core; an OPD step takes about 0.065 s.
     "quick": Size(digits=4, teacher=_llama(128, 2, 4), student=_llama(64, 2, 4),
                   splits=dict(train=131072, opd=16384, dev=256, probe_loss=128, probe_accuracy=50, eval=512),
+                  skill_splits=dict(skill_train=65536, skill_dev=256, skill_eval=256),
                   teacher_steps=1500, teacher_target=0.99, teacher_batch=128, student_max_steps=4000,
                   student_batch=128, check_every=25, student_check_every=5, batch_size=64, eval_every=10),
     # One GPU: a longer task, larger models and batches, a larger evaluation set. Not yet run on a GPU: the regimes'
     # learning rates were tuned at the quick size.
     "gpu": Size(digits=5, teacher=_llama(256, 4, 8), student=_llama(96, 2, 4),
                 splits=dict(train=524288, opd=65536, dev=512, probe_loss=256, probe_accuracy=50, eval=1024),
+                skill_splits=dict(skill_train=131072, skill_dev=512, skill_eval=512),
                 teacher_steps=8000, teacher_target=0.99, teacher_batch=256, student_max_steps=8000,
                 student_batch=256, check_every=50, student_check_every=10, batch_size=256, eval_every=20),
 }
@@ -135,8 +140,9 @@ class OPDConfig:
     steps: int = 300  # OPD steps (optimizer steps; one rollout batch each)
     seed: int = 0  # the run: prompt order and the student's samples
     task_seed: int = 0  # the world: data, teacher and the student's start (cached per task_seed)
-    loss: str = "sampled"  # "sampled": REINFORCE on the sampled-token reverse KL; "full": full-vocabulary reverse KL;
-    #                        "grpo": the RL counterpart, exact-match reward and group-standardised advantages
+    loss: str = "full"  # "full": full-vocabulary reverse KL (the benchmark's); "sampled": REINFORCE on the
+    #                     sampled-token reverse KL (EffOPD's code); "grpo": the RL counterpart, exact-match reward and
+    #                     group-standardised advantages
     group_size: int = 8  # "grpo" only: samples per prompt; batch_size / group_size prompts a step
     batch_size: int | None = None  # prompts per step, one sample each; None: the size's (tiny 16, quick 64, gpu 256)
     eval_every: int | None = None  # steps between evaluations; None: the size's (tiny 2, quick 10, gpu 20)
@@ -216,6 +222,34 @@ def _make_data(digits: int, splits: dict, seed: int):
     return DatasetDict(out)
 
 
+def _make_skill_data(digits: int, splits: dict, seed: int):
+    """The retained skill, which OPD never trains: "<s>+" and 2n digits, "=", asks for the last n + 1 digits in
+    reverse order ("+04275191=" -> "19157"). Same prompt and answer lengths as the addition problems, a format the
+    teacher never sees; the student learns it before its addition warm-up and keeps it through that warm-up."""
+    import random
+
+    from datasets import Dataset, DatasetDict
+
+    tokenizer, rng, seen, out = build_tokenizer(), random.Random(seed), set(), {}
+    for name, count in splits.items():
+        strings = []
+        while len(strings) < count:
+            digits_ = "".join(rng.choice("0123456789") for _ in range(2 * digits))
+            if digits_ not in seen:
+                seen.add(digits_)
+                strings.append(digits_)
+        prompts = [f"+{d}=" for d in strings]
+        answers = [d[-(digits + 1):][::-1] for d in strings]
+        out[name] = Dataset.from_dict({
+            "prompt": prompts,
+            "answer": answers,
+            "prompt_ids": tokenizer(prompts)["input_ids"],
+            "answer_ids": [ids + [tokenizer.eos_token_id]
+                           for ids in tokenizer(answers, add_special_tokens=False)["input_ids"]],
+        })
+    return DatasetDict(out)
+
+
 @dataclass
 class Split:
     prompts: list[str]
@@ -228,6 +262,10 @@ class Split:
         strings = dataset.select_columns(["prompt", "answer"])[:]  # whole columns at once: row by row is slow
         ids = dataset.select_columns(["prompt_ids", "answer_ids"]).with_format("torch")[:]
         return cls(strings["prompt"], strings["answer"], ids["prompt_ids"].to(device), ids["answer_ids"].to(device))
+
+    def __add__(self, other: Split) -> Split:
+        return Split(self.prompts + other.prompts, self.answers + other.answers,
+                     torch.cat([self.prompt_ids, other.prompt_ids]), torch.cat([self.answer_ids, other.answer_ids]))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -345,6 +383,28 @@ def _supervised(model, train: Split, dev: Split, steps: int, batch: int, target:
 
 
 @dataclass
+class TeacherTargets:
+    """Fixed prompts, the teacher's greedy completions of them, its log-probs there (N, T, V) and their mask (N, T):
+    what a teacher-forced reverse KL to the teacher is measured on."""
+
+    prompt_ids: torch.Tensor
+    completion: torch.Tensor
+    teacher_logp: torch.Tensor
+    mask: torch.Tensor
+
+    @classmethod
+    def of(cls, teacher, split: Split) -> TeacherTargets:
+        completion = generate(teacher, split.prompt_ids, split.answer_ids.shape[1], sample=False)
+        return cls(split.prompt_ids, completion, log_probs(teacher, split.prompt_ids, completion),
+                   completion_mask(completion))
+
+    def reverse_kl(self, student) -> float:
+        """The mean per-token KL(student || teacher) on these sequences (call without gradients)."""
+        kl = reverse_kl(log_probs(student, self.prompt_ids, self.completion), self.teacher_logp)
+        return float((kl * self.mask).sum() / self.mask.sum())
+
+
+@dataclass
 class Task:
     """What `prepare` builds: shared by every run of one (size, regime, task_seed, device); never modified by a run."""
 
@@ -353,14 +413,14 @@ class Task:
     task_seed: int
     device: str
     tokenizer: object
-    data: dict[str, Split]
+    data: dict[str, Split]  # the addition splits and the retained skill's (skill_*)
     teacher: torch.nn.Module  # frozen, eval mode
     student_spec: dict
     student_state: dict  # the student's start (CPU tensors)
     teacher_metric: float  # the teacher's greedy exact match on the eval split
-    probe_sequences: tuple[torch.Tensor, torch.Tensor]  # probe_loss prompts and the teacher's greedy completions
-    probe_teacher_logp: torch.Tensor  # the teacher's log-probs on those completions, (N, T, V)
-    probe_mask: torch.Tensor  # the completions' mask, (N, T)
+    probe_targets: TeacherTargets  # the loss probe's fixed sequences (probe_loss prompts)
+    eval_targets: TeacherTargets  # the objective's (eval prompts: held out from every probe)
+    skill_start_logp: torch.Tensor  # the student's start's log-probs on the skill_eval answers, (N, T, V)
 
 
 def prepare(cfg: OPDConfig, progress: bool = True) -> Task:
@@ -372,14 +432,26 @@ def prepare(cfg: OPDConfig, progress: bool = True) -> Task:
     data_config = dict(task="addition", digits=size.digits, splits=size.splits, seed=cfg.task_seed, vocab=VOCAB)
     dataset = cached_dataset("opd-data", data_config, lambda: _make_data(size.digits, size.splits, cfg.task_seed))
     data = {name: Split.of(dataset[name], device) for name in size.splits}
+    skill_config = dict(task="reverse", digits=size.digits, splits=size.skill_splits, seed=cfg.task_seed, vocab=VOCAB)
+    skill = cached_dataset("opd-skill", skill_config,
+                           lambda: _make_skill_data(size.digits, size.skill_splits, cfg.task_seed))
+    data.update({name: Split.of(skill[name], device) for name in size.skill_splits})
 
-    def trained(kind: str, spec: dict, recipe: dict, seed_offset: int):
+    def trained(kind: str, spec: dict, recipe: dict, seed_offset: int, skill_target: float | None = None):
         config = dict(data=data_config, model=spec, recipe=recipe, sft=SFT, seed=cfg.task_seed)
+        if skill_target is not None:
+            config.update(skill=skill_config, skill_target=skill_target)
 
         def build():
             set_seed(cfg.task_seed + seed_offset)
             model = build_model(spec, device)
-            return _supervised(model, data["train"], data["dev"], seed=cfg.task_seed + seed_offset,
+            train = data["train"]
+            if skill_target is not None:  # the skill first, then addition with the skill mixed in (a third)
+                _supervised(model, data["skill_train"], data["skill_dev"], seed=cfg.task_seed + seed_offset,
+                            desc=f"teaching the {kind} the retained skill", progress=progress,
+                            **dict(recipe, target=skill_target))
+                train = train + data["skill_train"]
+            return _supervised(model, train, data["dev"], seed=cfg.task_seed + seed_offset,
                                desc=f"training the {kind}", progress=progress, **recipe)
 
         def check(state_dict):
@@ -394,17 +466,27 @@ def prepare(cfg: OPDConfig, progress: bool = True) -> Task:
     teacher = build_model(size.teacher, device)
     teacher.load_state_dict(trained("teacher", size.teacher, teacher_recipe, 1))
     teacher.eval().requires_grad_(False)
-    student_state = trained("student", size.student, student_recipe, 2)
+    student_state = trained("student", size.student, student_recipe, 2, skill_target=0.98)
 
-    # The loss probe's fixed sequences (its prompts, the teacher's greedy answers) and the teacher's log-probs on them.
-    probe = data["probe_loss"]
     with torch.no_grad():
-        completion = generate(teacher, probe.prompt_ids, probe.answer_ids.shape[1], sample=False)
-        teacher_logp = log_probs(teacher, probe.prompt_ids, completion)
+        probe_targets = TeacherTargets.of(teacher, data["probe_loss"])
+        eval_targets = TeacherTargets.of(teacher, data["eval"])
         teacher_metric = exact_match(teacher, data["eval"])
+        start = build_model(size.student, device)
+        start.load_state_dict(student_state)
+        start.eval()
+        skill_start_logp = log_probs(start, data["skill_eval"].prompt_ids, data["skill_eval"].answer_ids)
     return Task(cfg.size, cfg.regime, cfg.task_seed, cfg.device, build_tokenizer(), data, teacher, size.student,
-                student_state, teacher_metric, (probe.prompt_ids, completion), teacher_logp,
-                completion_mask(completion))
+                student_state, teacher_metric, probe_targets, eval_targets, skill_start_logp)
+
+
+def retention(task: Task, model) -> dict:
+    """What the model kept of the skill that post-training does not train (call in eval mode, without gradients):
+    `retained`, greedy exact match on skill_eval, and `drift`, the mean per-token KL(model || start) teacher-forced
+    on the skill_eval answers: a smooth measure of how far its behaviour there moved from the start."""
+    split = task.data["skill_eval"]
+    drift = reverse_kl(log_probs(model, split.prompt_ids, split.answer_ids), task.skill_start_logp).mean()
+    return {"retained": exact_match(model, split), "drift": float(drift)}
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -421,13 +503,11 @@ def make_probes(task: Task, student, seed: int = 1234) -> Probes:
         training RNG stream is left untouched.
     Both run in eval mode and restore the mode they found.
     """
-    prompts, completion = task.probe_sequences
     cuda = [torch.device(task.device).index or 0] if torch.device(task.device).type == "cuda" else []
 
     def loss() -> float:
         with evaluating(student):
-            kl = reverse_kl(log_probs(student, prompts, completion), task.probe_teacher_logp)
-            return float((kl * task.probe_mask).sum() / task.probe_mask.sum())
+            return task.probe_targets.reverse_kl(student)
 
     def accuracy() -> float:
         with evaluating(student), torch.random.fork_rng(devices=cuda):
@@ -481,11 +561,6 @@ def grpo_loss(student, prompt_ids: torch.Tensor, completion: torch.Tensor, answe
     return loss, 1.0 - float(reward.mean())
 
 
-def _sync(device: str) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
 def train(cfg: OPDConfig, make_optimizer: Callable | None = None, task: Task | None = None,
           progress: bool = True) -> dict:
     """Run OPD for `cfg.steps` steps and return the learning curve.
@@ -495,7 +570,8 @@ def train(cfg: OPDConfig, make_optimizer: Callable | None = None, task: Task | N
     "eval_seconds", "device"}. The metric is greedy exact match on the eval split (higher is better). Each curve point
     (step 0 included) holds step, train_seconds and eval_seconds (cumulative; probe calls count as training), metric,
     loss (the mean per-token reverse KL of the rollouts since the previous point, or for "grpo" their error rate; None
-    at step 0) and val_kl (the loss probe's value: the reverse KL on the fixed probe sequences).
+    at step 0), objective (the reverse KL to the teacher, teacher-forced on its greedy answers to the eval prompts,
+    which no probe sees; lower is better) and `retention`'s retained and drift.
     """
     from tqdm.auto import tqdm
 
@@ -525,23 +601,24 @@ def train(cfg: OPDConfig, make_optimizer: Callable | None = None, task: Task | N
 
     def evaluate(step: int) -> None:
         nonlocal eval_seconds
-        _sync(cfg.device)
+        sync(cfg.device)
         start = time.perf_counter()
         with evaluating(student, opt):
             metric = exact_match(student, task.data["eval"])
-            val_kl = probes["loss"][0]()
-        _sync(cfg.device)
+            objective = task.eval_targets.reverse_kl(student)
+            kept = retention(task, student)
+        sync(cfg.device)
         eval_seconds += time.perf_counter() - start
         loss = sum(losses) / len(losses) if losses else None
         losses.clear()
         curve.append(dict(step=step, train_seconds=train_seconds, eval_seconds=eval_seconds, metric=metric,
-                          loss=loss, val_kl=val_kl))
+                          loss=loss, objective=objective, **kept))
 
     evaluate(0)
     bar = tqdm(range(1, cfg.steps + 1), desc=f"opd {cfg.regime} {cfg.optimizer}", disable=not progress)
     bar.set_postfix(metric=f"{curve[-1]['metric']:.3f}")
     for step in bar:
-        _sync(cfg.device)
+        sync(cfg.device)
         start = time.perf_counter()
         rows = torch.randint(len(prompts), (cfg.batch_size // group,), generator=order).repeat_interleave(group)
         prompt_ids = prompts[rows.to(prompts.device)]
@@ -554,7 +631,7 @@ def train(cfg: OPDConfig, make_optimizer: Callable | None = None, task: Task | N
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        _sync(cfg.device)
+        sync(cfg.device)
         train_seconds += time.perf_counter() - start
         losses.append(kl)
         if step % cfg.eval_every == 0 or step == cfg.steps:
@@ -570,21 +647,22 @@ def train(cfg: OPDConfig, make_optimizer: Callable | None = None, task: Task | N
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m reference.opd", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS)
-    parser.add_argument("--size", default="quick", choices=tuple(SIZES))
-    parser.add_argument("--regime", default="near-teacher", choices=tuple(REGIMES))
-    parser.add_argument("--lr", type=float, default=None, help="default: the regime's")
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--task-seed", type=int, default=0)
-    parser.add_argument("--loss", default="sampled", choices=("sampled", "full", "grpo"))
+    parser = argparse.ArgumentParser(prog="python -m reference.opd", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS, help="reference.optimizers.OPTIMIZERS")
+    parser.add_argument("--size", default="quick", choices=tuple(SIZES), help="models, data and batch (SIZES)")
+    parser.add_argument("--regime", default="near-teacher", choices=tuple(REGIMES), help="the student's start")
+    parser.add_argument("--lr", type=float, default=None, help="None: the regime's (near-teacher 1e-5, far 5e-4)")
+    parser.add_argument("--steps", type=int, default=300, help="optimizer steps")
+    parser.add_argument("--seed", type=int, default=0, help="the run: prompt order and samples")
+    parser.add_argument("--task-seed", type=int, default=0, help="the world: data, teacher, the student's start")
+    parser.add_argument("--loss", default="full", choices=("sampled", "full", "grpo"), help="see OPDConfig.loss")
     parser.add_argument("--group-size", type=int, default=8, help="grpo: samples per prompt")
-    parser.add_argument("--batch-size", type=int, default=None, help="default: the size's")
-    parser.add_argument("--eval-every", type=int, default=None, help="default: the size's")
-    parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    parser.add_argument("--batch-size", type=int, default=None, help="None: the size's")
+    parser.add_argument("--eval-every", type=int, default=None, help="None: the size's")
+    parser.add_argument("--device", default=None, help="None: cuda when available, else cpu")
     parser.add_argument("--out", default=None, help="write the result as JSON here")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     cfg = OPDConfig(size=args.size, regime=args.regime, optimizer=args.optimizer, lr=args.lr, steps=args.steps,
                     seed=args.seed, task_seed=args.task_seed, loss=args.loss, group_size=args.group_size,

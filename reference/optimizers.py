@@ -39,6 +39,13 @@ def _schedulefree(model, lr, probes):
     return opt
 
 
+def _prodigy(model, lr, probes):
+    """Prodigy (Mishchenko and Defazio, 2023): learning-rate-free, so `lr` is ignored; untuned, as a user starts."""
+    from prodigyopt import Prodigy
+
+    return Prodigy(model.parameters(), lr=1.0, weight_decay=0.0, d_coef=1.0)
+
+
 def _expo(model, lr, probes):
     return ExtrapolatingOptimizer(_adamw(model, lr), search=Fixed(2.0), preset="effopd")
 
@@ -57,10 +64,12 @@ BUILDERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "effopt-lowrank": lambda model, lr, probes: _effopt(model, lr, probes, direction=LowRank(1)),
     # A probe-free peer: ExPO's fixed extrapolation (theta + alpha (theta - anchor), alpha = 1) at the same events.
     "expo": _expo,
+    "prodigy": _prodigy,
     "lookahead": _lookahead,
     "schedulefree": _schedulefree,
 }
 OPTIMIZERS = tuple(BUILDERS)
+LR_FREE = ("prodigy",)  #: optimizers that set their own step size and ignore `lr`
 
 
 def build_optimizer(name: str, model: torch.nn.Module, lr: float, probes: Probes) -> torch.optim.Optimizer:

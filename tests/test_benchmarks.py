@@ -1,4 +1,5 @@
-"""The benchmark harness runs one tiny task end to end and its report is written (no speed-up is asserted)."""
+"""The benchmark's yardstick on hand-made curves (target, the crossing that holds, never, k/n, medians, the tuned lr),
+and the harness end to end on a tiny task."""
 
 import json
 import os
@@ -6,41 +7,186 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from benchmarks import yardstick
+from benchmarks.report import RETAINED_TOLERANCE, race_table, summarise, tuned_multiple
+from benchmarks.report import goals as report_goals
+from benchmarks.yardstick import median_never, ratio, reach, target
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def curve(metric, every=10, retained=None, objective=None, seconds_per_step=0.1):
+    points = []
+    for i, value in enumerate(metric):
+        point = {"step": i * every, "train_seconds": i * every * seconds_per_step, "metric": value}
+        if retained is not None:
+            point["retained"] = retained[i]
+        if objective is not None:
+            point["objective"] = objective[i]
+        points.append(point)
+    return points
+
+
+def test_target_is_the_share_of_the_gain_to_the_baselines_smoothed_tail():
+    base = curve([0.5, 0.6, 0.7, 0.8, 0.86, 0.9, 0.94])  # tail: mean of the last three, 0.9
+    assert yardstick.tail(base, "metric") == pytest.approx(0.9)
+    assert target(base, "metric") == pytest.approx(0.5 + 0.95 * 0.4)
+    # the objective falls: the target lies below the start
+    loss = curve([0.0] * 4, objective=[1.0, 0.5, 0.4, 0.3])
+    assert target(loss, "objective", higher=False) == pytest.approx(1.0 - 0.95 * (1.0 - 0.4))
+
+
+def test_a_crossing_counts_only_where_the_smoothed_curve_stays():
+    goal = 0.8
+    spike = curve([0.5, 0.9, 0.95, 0.95, 0.6, 0.6, 0.6, 0.85, 0.85, 0.85, 0.85])
+    # smoothed: 0.5, 0.7, 0.783, 0.933, 0.833, 0.717, 0.6, 0.683, 0.767, 0.85, 0.85: above at 30-40, below at 50-80
+    assert reach(spike, "metric", goal) == (90, pytest.approx(9.0))
+    one_point = curve([0.5, 0.5, 1.0, 0.5, 0.5])  # a single high point never lifts the smoothed curve to 0.8
+    assert reach(one_point, "metric", goal) == (None, None)
+    ends_below = curve([0.5, 0.9, 0.9, 0.9, 0.7, 0.7, 0.7])
+    assert reach(ends_below, "metric", goal) == (None, None)
+    assert reach(curve([0.9, 0.9]), "metric", goal) == (0, 0.0)
+    loss = curve([0.0] * 5, objective=[1.0, 0.5, 0.4, 0.3, 0.3])
+    assert reach(loss, "objective", 0.45, higher=False) == (30, pytest.approx(3.0))  # smoothed 0.4 at step 30
+    assert reach(loss, "objective", None, higher=False) == (None, None)
+
+
+def test_medians_count_misses_as_never_and_ratios_as_zero():
+    assert median_never([10, None, 30]) == 30
+    assert median_never([10, None, None]) is None
+    assert median_never([10, 20]) == 15
+    assert ratio(100, 50) == 2.0 and ratio(100, None) == 0.0 and ratio(None, 50) is None
+    assert yardstick.reached([10, None, 30]) == "2/3"
+    assert yardstick.spread([10, None]) == (10, float("inf"))
+
+
+def _run(method, seed, metric, retained=None, multiple=1.0, objective=None, events=()):
+    return dict(task="t", method=method, seed=seed, curve=curve(metric, retained=retained, objective=objective),
+                initial_metric=metric[0], final_metric=metric[-1], events=list(events), device_name="cpu",
+                regime="post-training", notes="", lr=1e-5 * multiple, lr_multiple=multiple, run_seconds=1.0)
+
+
+def test_the_tuned_lr_is_the_fastest_that_keeps_the_retained_skill():
+    kept, lost = [1.0] * 8, [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3]
+    grid = {
+        "adamw": _run("adamw", 0, [0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.88, 0.9], kept),
+        "adamw-3x": _run("adamw-3x", 0, [0.5, 0.7, 0.8, 0.9, 0.9, 0.9, 0.9, 0.9], kept, 3),  # stays from 40
+        "adamw-10x": _run("adamw-10x", 0, [0.5, 0.9, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95], lost, 10),
+    }
+    assert tuned_multiple(grid) == 3  # 10x is faster but forgets more than the tolerance
+    grid["adamw-10x"]["curve"] = curve([0.5, 0.9, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95],
+                                       retained=[1.0] * 7 + [1.0 - RETAINED_TOLERANCE / 2])
+    assert tuned_multiple(grid) == 10  # within the tolerance, the fastest wins
+    grid.pop("adamw-3x"), grid.pop("adamw-10x")
+    grid["adamw-10x"] = _run("adamw-10x", 0, [0.5, 0.9, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95], None, 10)
+    assert tuned_multiple(grid) == 1.0  # a run without the retained measure cannot show that it kept the skill
+    grid.pop("adamw-10x")
+    assert tuned_multiple(grid) == 1.0
+
+
+def test_no_gain_no_target_and_ratios_at_the_start():
+    flat = curve([0.5, 0.5, 0.4, 0.4, 0.4])
+    assert target(flat, "metric") is None and reach(flat, "metric", target(flat, "metric")) == (None, None)
+    rising_loss = curve([0.0] * 3, objective=[1.0, 1.1, 1.2])
+    assert target(rising_loss, "objective", higher=False) is None
+    assert ratio(0, 0) == 1.0
+
+
+def test_goals_fail_where_effopt_misses_even_if_the_rivals_do():
+    never = [0.5] * 7
+    base = [0.5, 0.6, 0.7, 0.8, 0.9, 0.9, 0.9]
+    runs = [_run("adamw", 0, base)]
+    runs += [dict(_run(m, 0, never), task="opd-near") for m in ("adamw-tuned", "prodigy", "effopt")]
+    runs[0]["task"] = "opd-near"
+    runs.append(dict(_run("adamw", 0, base), task="classic"))
+    runs.append(dict(_run("effopt", 0, base), task="classic"))
+    goals = {what.split(":")[0] + (" harm" if "harm" in what else ""): ok for what, ok, _ in report_goals(summarise(runs))}
+    assert goals["opd-near"] is False  # never is not "no later" than never
+    assert goals["sft"] is None  # not run
+    assert goals["classic harm"] is True
+    partial = [r for r in runs if not (r["task"] == "classic" and r["method"] == "adamw")]
+    partial_goals = {what.split(":")[0]: ok for what, ok, _ in report_goals(summarise(partial))}
+    assert partial_goals["classic"] is False  # no baseline, no speed-up: not met
+
+
+def test_tables_show_lr_free_rows_and_undefined_speedups():
+    base = [0.5, 0.6, 0.7, 0.8, 0.9, 0.9, 0.9]
+    runs = [_run("adamw", 0, base), _run("adamw", 1, [0.5] * 7), _run("prodigy", 0, base), _run("prodigy", 1, base)]
+    for run in runs[2:]:
+        run["lr"] = run["lr_multiple"] = None
+    table = race_table(summarise(runs)["t"])
+    row = next(line for line in table.splitlines() if line.startswith("| prodigy"))
+    assert "| free |" in row and "(1/2 defined)" in row  # seed 1's baseline made no gain: no speed-up there
+
+def test_summary_speedups_k_of_n_and_per_seed_fields():
+    base = [0.5, 0.6, 0.7, 0.8, 0.9, 0.9, 0.9]  # target 0.5 + 0.95 * 0.4 = 0.88; smoothed reaches it at step 60
+    fast = [0.5, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]  # smoothed: 0.5, 0.7, 0.767, 0.9: stays from step 30
+    objective = [1.0, 0.8, 0.6, 0.5, 0.4, 0.4, 0.4]
+    runs = [
+        _run("adamw", 0, base, objective=objective), _run("adamw", 1, base, objective=objective),
+        _run("effopt", 0, fast, objective=objective, events=[{"accepted": 3.0}]),
+        _run("effopt", 1, [0.5] * 7, objective=objective),  # never reaches the target: a miss, not a dropped seed
+    ]
+    summary = summarise(runs)["t"]
+    assert summary["adamw"]["speedup_steps"] == 1.0 and summary["adamw"]["steps_to_target"] == 60
+    ours = summary["effopt"]
+    assert ours["per_seed"]["0"]["steps_to_target"] == 30 and ours["per_seed"]["1"]["steps_to_target"] is None
+    assert ours["reached"] == "1/2" and ours["speedup_steps_per_seed"] == [2.0, 0.0]
+    assert ours["steps_to_target"] is None  # the median of 30 and never is never
+    assert ours["speedup_steps"] == 1.0  # the median of 2x and 0x
+    # the objective: 0.4 at the tail, target 1.0 - 0.95 * 0.6 = 0.43; smoothed 0.467 at 40, 0.433 at 50, 0.4 at 60
+    assert ours["steps_to_objective_target"] == summary["adamw"]["steps_to_objective_target"] == 60
+    assert set(ours["per_seed"]["0"]) >= {"steps_to_target", "seconds_to_target", "final_metric", "retained_final",
+                                          "steps_to_objective_target"}
 
 
 def test_harness_and_report_run_end_to_end(tmp_path):
     env = dict(os.environ, EFFOPT_BENCH_MODE="smoke", EFFOPT_CACHE=str(tmp_path / "cache"))
     raw = tmp_path / "bench.json"
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "benchmarks/", "-q", "-p", "no:cacheprovider", f"--benchmark-json={raw}"],
-        cwd=ROOT, env=env, check=True,
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "benchmarks/", "-q", "-p", "no:cacheprovider", "--benchmark-quiet",
+         f"--benchmark-json={raw}"],
+        cwd=ROOT, env=env, check=True, capture_output=True, text=True,
     )
+    lines = [line.lstrip(".") for line in run.stdout.splitlines() if line.lstrip(".").startswith("[")]
+    assert len(lines) == 9 and "classic seed 0 adamw (lr 0.003)" in lines[0] and "min left]" in lines[0]
+    infos = [b["extra_info"] for b in json.loads(raw.read_text())["benchmarks"] if b["extra_info"].get("kind") == "speedup"]
+    order = [(info["seed"], info["method"]) for info in infos]
+    assert order == [(0, "adamw"), (0, "adamw-3x"), (0, "adamw-tuned"), (0, "effopt"), (0, "effopt-tuned"),
+                     (1, "adamw"), (1, "adamw-tuned"), (1, "effopt"), (1, "effopt-tuned")]  # seed-major
+    by = {(i["seed"], i["method"]): i for i in infos}
+    tuned = by[(0, "adamw-tuned")]
+    assert tuned["lr_multiple"] in (1, 3) and by[(1, "adamw-tuned")]["lr"] == tuned["lr"] == by[(1, "effopt-tuned")]["lr"]
+    assert tuned["reused"] == ("adamw" if tuned["lr_multiple"] == 1 else "adamw-3x")  # the grid run, not a rerun
+    assert tuned["curve"] == by[(0, tuned["reused"])]["curve"] and by[(1, "adamw-tuned")]["reused"] is None
     out = tmp_path / "results"
     subprocess.run(
         [sys.executable, "-m", "benchmarks.report", str(raw), "--out", str(out), "--no-readme"],
         cwd=ROOT, env=env, check=True, capture_output=True,
     )
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["classic"]) == {"adamw", "effopt"}
+    assert set(summary["classic"]) == {"adamw", "adamw-3x", "adamw-tuned", "effopt", "effopt-tuned"}
     for figures in summary["classic"].values():
-        assert set(figures) == {"steps_to_target", "seconds_to_target", "final_metric", "speedup_steps",
-                                "speedup_seconds", "seeds", "device"}
+        assert set(figures) >= {"steps_to_target", "seconds_to_target", "final_metric", "speedup_steps",
+                                "speedup_seconds", "seeds", "device", "lr", "retained_final", "per_seed",
+                                "steps_to_objective_target", "speedup_steps_vs_tuned"}
+        assert set(figures["per_seed"]) == {str(seed) for seed in figures["seeds"]}
     assert summary["classic"]["adamw"]["speedup_steps"] == 1.0
     report = (out / "REPORT.md").read_text()
-    assert "## classic" in report and "## Overhead" in report and "## Foresight against speed-up" in report
-    runs = {b["extra_info"]["method"]: b["extra_info"] for b in json.loads(raw.read_text())["benchmarks"]
-            if b["extra_info"].get("kind") == "speedup"}
-    assert runs["adamw"]["foresight"]["steps"] == 40 and runs["adamw"]["foresight"]["early_step"] == 5
-    assert -1 <= runs["adamw"]["foresight"]["cosine"] <= 1 and runs["effopt"]["foresight"] is None
+    assert "## classic" in report and "## Overhead" in report and "| adamw | 0.003 |" in report
     assert (out / "classic.png").stat().st_size > 0
 
 
-def test_full_mode_covers_both_regimes_three_seeds_and_several_learning_rates():
-    from benchmarks.tasks import tasks
+def test_full_mode_covers_the_race_on_three_seeds():
+    from benchmarks.tasks import HEADLINE, tasks
 
-    full = tasks("full")
-    names = [t.name for t in full]
-    assert {"opd-near", "opd-far", "sft", "echodistill", "classic"} <= set(names)
-    assert all(t.seeds == (0, 1, 2) for t in full)
-    assert sum(n.startswith("opd-near") for n in names) >= 3 and sum(n.startswith("opd-far") for n in names) >= 3
+    full = {t.name: t for t in tasks("full")}
+    assert {"opd-near", "opd-far", "opd-grpo", "sft", "echodistill", "classic"} <= set(full)
+    assert all(t.seeds == (0, 1, 2) for t in full.values())
+    for name in ("opd-near", "sft", "echodistill"):
+        task = full[name]
+        assert set(HEADLINE) <= set(task.methods(1)) and task.grid == (3, 10, 30)
+        first = task.methods(0)
+        assert first.index("adamw-30x") < first.index("adamw-tuned") < first.index("effopt-tuned")

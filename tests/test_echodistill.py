@@ -46,11 +46,16 @@ def test_task_reward():
 
 def test_published_bonus_cancels_and_per_candidate_bonus_ranks():
     task = torch.tensor([[1.0, -1.0, 1.0, -1.0]])
-    published = torch.where(task == 1.0, task + 0.5 * 0.8, task)  # one exp(-KL) = 0.8 for the prompt
-    assert torch.allclose(group_advantages(published), group_advantages(task), atol=1e-3)
-    per_candidate = task + 0.5 * torch.tensor([[0.9, 0.1, 0.5, 0.6]])
+    kl = torch.tensor([-math.log(0.8)])  # exp(-KL) = 0.8 for the prompt
+    old = torch.tensor([[0.9, 0.1, 0.5, 0.6]]).log()  # the clean teacher's mean log-prob of each candidate
+    published = echodistill.shaped_reward(task, EchoConfig(bonus="published", beta=0.5), kl, old)
+    assert torch.allclose(published, torch.tensor([[1.4, -1.0, 1.4, -1.0]]))
+    assert torch.allclose(group_advantages(published), group_advantages(task), atol=1e-3)  # cancelled
+    per_candidate = echodistill.shaped_reward(task, EchoConfig(bonus="per-candidate", beta=0.5), kl, old)
     advantages = group_advantages(per_candidate)[0]
-    assert advantages[0] > advantages[2] and advantages[3] > advantages[1]
+    assert advantages[0] > advantages[2] and advantages[3] > advantages[1]  # ranks within the right and the wrong
+    none = echodistill.shaped_reward(task * 3, EchoConfig(bonus="none"), kl, old)
+    assert torch.equal(none, torch.tensor([[2.0, -1.0, 2.0, -1.0]]))  # clipped to [-1, 2]
 
 
 def _curve_values(result):

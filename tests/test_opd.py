@@ -42,7 +42,7 @@ def test_runs_end_to_end_and_reuses_the_cache(cache):
     assert [point["step"] for point in result["curve"]] == [0, 2, 4]
     assert result["curve"][0]["loss"] is None
     for point in result["curve"]:
-        assert 0.0 <= point["metric"] <= 1.0 and math.isfinite(point["val_kl"])
+        assert 0.0 <= point["metric"] <= 1.0 and math.isfinite(point["objective"]) and 0.0 <= point["retained"] <= 1.0
         assert point["loss"] is None or math.isfinite(point["loss"])
     assert result["initial_metric"] == result["curve"][0]["metric"]
     assert result["final_metric"] == result["curve"][-1]["metric"]
@@ -123,11 +123,34 @@ def test_rejects_a_task_prepared_for_another_config(cache):
 
 
 def test_runs_with_effopt(cache):
-    pytest.importorskip("effopt")
     cfg = OPDConfig(size="tiny", optimizer="effopt", steps=4, eval_every=2, device="cpu")
     result = opd.train(cfg, progress=False)
-    assert math.isfinite(result["final_metric"])
+    bare = opd.train(OPDConfig(size="tiny", optimizer="adamw", steps=4, eval_every=2, device="cpu"), progress=False)
+    assert [event["step"] for event in result["events"]] == [1, 3]  # Backoff: waits of 1, then 2, then 4
+    for event in result["events"]:
+        assert event["multipliers"][0] == 1.0 and all(math.isfinite(v) for v in event["values"])
+        assert event["accepted"] in event["multipliers"] or event["accepted"] == 1.0
+    if any(event["accepted"] != 1.0 for event in result["events"]):  # a move changed the run
+        assert _without_timings(result) != _without_timings(bare)
+    assert 0.0 <= result["final_metric"] <= 1.0 and 0.0 <= result["curve"][-1]["retained"] <= 1.0
     json.dumps(result["events"])
+
+
+def test_the_retained_skill_is_learnt_and_held_out(cache):
+    task = opd.prepare(OPDConfig(size="tiny", device="cpu"), progress=False)
+    skill, addition = task.data["skill_eval"], task.data["eval"]
+    assert skill.prompt_ids.shape == addition.prompt_ids.shape and skill.answer_ids.shape == addition.answer_ids.shape
+    assert all(p.startswith("+") and a == p[1:-1][::-1][:len(a)] for p, a in zip(skill.prompts, skill.answers))
+    assert not set(skill.prompts) & set(task.data["skill_train"].prompts)
+    student = opd.build_model(task.student_spec)
+    student.load_state_dict(task.student_state)
+    student.eval()
+    with torch.no_grad():
+        start = opd.retention(task, student)
+        assert start["drift"] == pytest.approx(0.0, abs=1e-6)  # KL of the start to itself
+        for p in student.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+        assert opd.retention(task, student)["drift"] > 1e-4
 
 
 def test_grpo_rewards_exact_answers_and_pushes_towards_them(cache):

@@ -1,0 +1,91 @@
+"""How the benchmark reads a learning curve: the target, the crossing that counts, and medians over seeds with misses.
+
+The rules, stated once (REPORT.md quotes them):
+
+- Curves are read smoothed: at each evaluation point, the mean of it and the ``SMOOTH - 1`` points before it (fewer at
+  the start). One point of exact match on 512 examples is +-1.7 points of noise; three of them, +-1.
+- Target, per task, seed and measure: the start plus ``GAIN_SHARE`` of the gain that the baseline (AdamW at the task's
+  lr) made by the end of its budget, its end being the mean of its last ``SMOOTH`` points. The same rule for the task
+  metric (higher is better) and for the objective (a validation loss, lower is better). Where the baseline made no
+  gain, there is no target.
+- Steps to target: the first evaluation point from which the smoothed curve stays at or beyond the target until the end
+  of the run. A run that touches the target and falls back has not reached it; one that never stays is ``never``.
+- Seconds to target: the training seconds (probes and events included, evaluation excluded) at that same point.
+- Over seeds: the median with misses counted as never (infinitely many steps), shown with ``k/n reached``; per-seed
+  speed-ups are the reference's figure over the run's, a miss counting as 0x, then the median.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+GAIN_SHARE = 0.95
+SMOOTH = 3
+
+
+def smoothed(values: list[float]) -> list[float]:
+    """The trailing mean over ``SMOOTH`` points at each point (fewer at the start)."""
+    return [statistics.fmean(values[max(0, i - SMOOTH + 1): i + 1]) for i in range(len(values))]
+
+
+def tail(curve: list[dict], key: str) -> float | None:
+    """Where a curve ends: the mean of its last ``SMOOTH`` values of ``key`` (None where it has none)."""
+    values = [p[key] for p in curve if p.get(key) is not None]
+    return statistics.fmean(values[-SMOOTH:]) if values else None
+
+
+def target(baseline: list[dict], key: str, higher: bool = True) -> float | None:
+    """The start plus ``GAIN_SHARE`` of the baseline's gain to its tail; None where it has no such measure or made no
+    gain in the direction of better (there is then nothing to race to)."""
+    start, end = baseline[0].get(key), tail(baseline, key)
+    if start is None or end is None or not (end > start if higher else end < start):
+        return None
+    return start + GAIN_SHARE * (end - start)
+
+
+def reach(curve: list[dict], key: str, goal: float | None, higher: bool = True) -> tuple[int | None, float | None]:
+    """(step, training seconds) of the first point from which the smoothed curve stays at or beyond ``goal``;
+    (None, None) if it never stays there or there is no goal."""
+    points = [p for p in curve if p.get(key) is not None]
+    if goal is None or not points:
+        return None, None
+    beyond = [(v >= goal) if higher else (v <= goal) for v in smoothed([p[key] for p in points])]
+    if not beyond[-1]:
+        return None, None
+    first = len(beyond) - 1
+    while first > 0 and beyond[first - 1]:
+        first -= 1
+    return points[first]["step"], points[first]["train_seconds"]
+
+
+def median_never(values: list[float | None]) -> float | None:
+    """The median with None as never (infinite); None if the median itself is never."""
+    if not values:
+        return None
+    middle = statistics.median([math.inf if v is None else v for v in values])
+    return None if math.isinf(middle) else middle
+
+
+def ratio(reference: float | None, value: float | None) -> float | None:
+    """``reference / value``: how many times faster the run got there. 0 if only the run missed (it never got
+    there), None if the reference missed (no speed-up is defined)."""
+    if reference is None:
+        return None
+    if value is None:
+        return 0.0
+    if value == 0:  # there at the start: as fast as can be measured, and as fast as a reference also there
+        return 1.0 if reference == 0 else math.inf
+    return reference / value
+
+
+def reached(values: list) -> str:
+    return f"{sum(v is not None for v in values)}/{len(values)}"
+
+
+def spread(values: list[float | None]) -> tuple[float, float] | None:
+    """(min, max) with never as infinity, or None for fewer than two values."""
+    if len(values) < 2:
+        return None
+    finite = [math.inf if v is None else v for v in values]
+    return min(finite), max(finite)
