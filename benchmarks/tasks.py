@@ -9,7 +9,7 @@ The race, per post-training task: the bare optimizer at the task's lr (`adamw`),
 benchmarks.report.tuned_multiple, run on every seed), the lr-free `prodigy`, effopt's default at the task's lr
 (`effopt`) and at the tuned lr (`effopt-tuned`); then the other peers and ablations, on seed 0 only.
 
-Modes: "quick" (the default; every task, small sizes, the headline rows on three seeds, about 20 minutes on two CPU
+Modes: "quick" (the default; every task, small sizes, the headline rows on three seeds, about 15 minutes on two CPU
 cores from a warm cache), "full" (the whole grid and every row on three seeds, larger budgets; sized for a GPU) and
 "smoke" (the harness itself, in seconds).
 """
@@ -26,8 +26,9 @@ if MODE not in ("quick", "full", "smoke"):
     raise ValueError(f"EFFOPT_BENCH_MODE: expected 'quick', 'full' or 'smoke', got {MODE!r}")
 
 BASELINE, TUNED = "adamw", "adamw-tuned"
-#: What a user would pick instead of the baseline (the race's headline, on every seed), and effopt's two rows.
-HEADLINE = (BASELINE, TUNED, "prodigy", "effopt", "effopt-tuned")
+#: What a user would pick instead of the baseline (the race's headline, on every seed), and effopt's rows: the default
+#: at the task's lr and at the tuned lr, and the default without its persistent step size (effopt.StepScale).
+HEADLINE = (BASELINE, TUNED, "prodigy", "effopt", "effopt-tuned", "effopt-noscale")
 #: Other peers: the published rule, Lookahead, schedule-free AdamW, ExPO-style fixed extrapolation.
 PEERS = ("effopt-paper", "lookahead", "schedulefree", "expo")
 # Rows that say which change bought what: the published rule, then its probe swapped for the smooth loss, then the
@@ -133,27 +134,29 @@ def tasks(mode: str = MODE) -> list[Task]:
     steps = 600 if full else 300
     near = "capable student (about 60% exact match) that also knows a second skill (reversal, about 99%), small lr"
     race = dict(seeds=seeds, headline=HEADLINE, grid=GRID)
+    no_harm = dict(seeds=seeds, headline=(BASELINE, "effopt", "effopt-noscale"))  # where extrapolation may not pay
     others = PEERS + ABLATIONS
+    others_short = PEERS if full else ("effopt-paper",)  # quick: Lookahead, schedule-free and ExPO on opd-near only
     near_task = functools.partial(_opd_task, "near-teacher", size)
     listed = [
         Task("opd-near", "post-training", _opd("near-teacher", size, steps, "full"), near_task, 1e-5,
              f"OPD, {near} 1e-5, full-vocabulary reverse KL, {steps} steps", others=others, **race),
         Task("sft", "post-training", _sft(size, steps), near_task, 3e-6,
-             f"supervised fine-tuning of the OPD task's {near} 3e-6, {steps} steps", **race),
+             f"supervised fine-tuning of the OPD task's {near} 3e-6, {steps} steps", others=others_short, **race),
         Task("echodistill", "post-training", _echo(size, 200 if full else 150, 15), functools.partial(_echo_task, size),
              1e-3, "EchoDistill (full method) of the clean-trained audio LM on noisy audio; metric: Noisy (agreement "
              "of the noisy prediction with the clean teacher's answer) at -10 dB; retained: accuracy on clean audio",
-             **race),
+             others=others_short, **race),
         # Do no harm: where extrapolation is not expected to pay, on every seed.
         Task("opd-grpo", "RL (post-training)", _opd("near-teacher", size, steps, "grpo"), near_task, 1e-5,
              f"RL on the OPD task's {near} 1e-5: exact-match reward, GRPO advantages over 8 samples, {steps} steps",
-             seeds=seeds, others=()),
+             others=(), **no_harm),
         Task("opd-far", "far from the teacher, tuned lr", _opd("far", size, steps, "full"),
              functools.partial(_opd_task, "far", size), 5e-4,
              f"OPD, barely trained student (about 5%), AdamW's best lr 5e-4, full-vocabulary reverse KL, {steps} steps",
-             seeds=seeds, others=("prodigy",) + (PEERS if full else ())),
+             others=("prodigy",) + (PEERS if full else ()), **no_harm),
         Task("classic", "from scratch", _classic(1500 if full else 600), lambda: None, 3e-3,
-             "MLP on a random teacher's labels, from scratch, AdamW lr 3e-3 (tuned)", seeds=seeds,
-             others=("prodigy",) + (PEERS if full else ())),
+             "MLP on a random teacher's labels, from scratch, AdamW lr 3e-3 (tuned)",
+             others=("prodigy",) + (PEERS if full else ()), **no_harm),
     ]
     return listed

@@ -23,9 +23,9 @@ from benchmarks.report import tuned_multiple
 from benchmarks.tasks import BASELINE, MODE, TUNED, grid_name, optimizer_of, tasks
 from reference.optimizers import LR_FREE
 
-TASKS = tasks()
-CASES = [(task, method, seed) for seed in sorted({s for t in TASKS for s in t.seeds})
-         for task in TASKS if seed in task.seeds for method in task.methods(seed)]
+TASKS = {task.name: task for task in tasks()}
+CASES = [(task.name, method, seed) for seed in sorted({s for t in TASKS.values() for s in t.seeds})
+         for task in TASKS.values() if seed in task.seeds for method in task.methods(seed)]
 RUNS: dict[tuple[str, str, int], dict] = {}  # (task, method, seed) -> extra_info of the runs made so far
 STARTED = time.perf_counter()
 
@@ -65,9 +65,10 @@ def _line(done: int, info: dict, baseline: dict | None) -> str:
             f"{yardstick.tail(info['curve'], 'metric'):.3f}{kept}; {info['run_seconds']:.0f} s")
 
 
-@pytest.mark.parametrize("task,method,seed", CASES, ids=[f"{t.name}-{m}-seed{s}" for t, m, s in CASES])
-def test_speedup(benchmark, request, task, method, seed):
-    benchmark.group = task.name
+@pytest.mark.parametrize("name,method,seed", CASES, ids=[f"{t}-{m}-seed{s}" for t, m, s in CASES])
+def test_speedup(benchmark, request, name, method, seed):
+    task = TASKS[name]
+    benchmark.group = name
     multiple, reuse = _multiple(task, method, seed)
     lr = task.lr * multiple  # an lr-free optimizer is handed it and ignores it
     task.prepare()  # data and models, built or loaded from the cache before any clock starts

@@ -16,6 +16,7 @@ from .policies import (
     Never,
     PowersOfTwo,
     Quadratic,
+    StepScale,
     extrapolation_groups,
 )
 
@@ -35,6 +36,7 @@ __all__ = [
     "PowersOfTwo",
     "ProbeError",
     "Quadratic",
+    "StepScale",
     "extrapolation_groups",
 ]
 __version__ = "0.1.0"

@@ -30,18 +30,20 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.distributed as dist
 
-from .policies import Accumulated, Backoff, Greedy, PowersOfTwo, Quadratic
+from .policies import Accumulated, Backoff, Greedy, PowersOfTwo, Quadratic, StepScale
 
 ANCHOR = "effopt_anchor"  #: key of the anchor in the base optimizer's per-parameter state
 STEP = "effopt_step"  #: key of the counted steps, in every param group
 SCHEDULE = "effopt_schedule"  #: key of a stateful schedule's state_dict(), in every param group
+STEP_SCALE = "effopt_step_scale"  #: key of the step scale's state_dict(), in every param group
 CHUNK_NUMEL = 1 << 25  #: the first move of an event holds a transient delta of at most this many elements
 SKETCH_NUMEL = 1024  #: about this many fixed coordinates per tensor estimate the direction stability of the update
 
 #: Named sets of pieces. "effopd" is the published rule; "default" is effopt's own choice for a smooth loss probe.
 PRESETS: dict[str, Callable[[], dict]] = {
     "effopd": lambda: {"schedule": PowersOfTwo(), "search": Greedy((3, 5, 7, 9, 11)), "direction": Accumulated()},
-    "default": lambda: {"schedule": Backoff(10), "search": Quadratic(), "direction": Accumulated()},
+    "default": lambda: {"schedule": Backoff(10), "search": Quadratic(), "direction": Accumulated(),
+                        "step_scale": StepScale()},
 }
 
 
@@ -83,12 +85,17 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
             call sees the moved weights (see :func:`effopt.integrations.reshard_after`). Not part of the checkpoint.
         mode: ``"min"`` if lower probe values are better (a loss, the default), ``"max"`` if higher are (accuracy).
         preset: ``"default"`` (:class:`~effopt.Backoff` events: every 10 steps while extrapolation pays, backing off
-            while it does not; a :class:`~effopt.Quadratic` line search) or ``"effopd"`` (the
-            published rule: powers of two, :class:`~effopt.Greedy` over 3, 5, 7, 9, 11, strict improvement).
-            ``schedule``, ``search`` and ``direction`` replace the preset's pieces.
+            while it does not; a :class:`~effopt.Quadratic` line search; a :class:`~effopt.StepScale`) or
+            ``"effopd"`` (the published rule: powers of two, :class:`~effopt.Greedy` over 3, 5, 7, 9, 11, strict
+            improvement, the base lr as given). ``schedule``, ``search``, ``direction`` and ``step_scale`` replace
+            the preset's pieces.
         schedule: ``schedule(step) -> bool``; ``step`` counts base steps taken with a non-zero learning rate.
         search: ``search(line) -> multiplier`` (see :mod:`effopt.policies`).
         direction: ``direction(deltas, step)``, may rewrite the accumulated updates in place.
+        step_scale: a persistent step size (:class:`~effopt.StepScale`): the selected groups' lr is multiplied by its
+            ``factor`` inside every base step (and restored right after, so an lr scheduler still owns ``lr``); it
+            hears each event's accepted multiplier. None: the preset's (``StepScale()`` in the default preset; none,
+            the base lr as given, in ``"effopd"``); ``StepScale(high=1)`` keeps the base lr fixed.
         tolerance: a candidate counts as better only if it beats the best score by more than this, in the probe's
             units (default 0: strict improvement, as published). Guards against accepting noise.
         anchor_device: keep anchors on this device (e.g. ``"cpu"`` for large models); default: the parameter's.
@@ -120,6 +127,7 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         schedule: Callable[[int], bool] | None = None,
         search: Callable | None = None,
         direction: Callable | None = None,
+        step_scale=None,
         tolerance: float = 0.0,
         anchor_device: torch.device | str | None = None,
         foreach: bool = True,
@@ -150,6 +158,10 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         self.schedule = schedule if schedule is not None else pieces["schedule"]
         self.search = search if search is not None else pieces["search"]
         self.direction = direction if direction is not None else pieces["direction"]
+        self.step_scale = step_scale if step_scale is not None else pieces.get("step_scale")
+        if self.step_scale is not None and not hasattr(self.step_scale, "factor"):
+            raise TypeError(f"step_scale: expected an object with a `factor` (e.g. effopt.StepScale()), got "
+                            f"{type(self.step_scale).__name__}")
         if probe is None and getattr(self.search, "needs_probe", True):
             raise ValueError(f"probe: the search {self.search!r} calls a probe; pass probe= or a probe-free search")
 
@@ -205,10 +217,15 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
                 if param not in self._pending and ANCHOR not in self.state.get(param, ()):
                     self._pending[param] = self._snapshot(param)
             self._complete = True
-        if closure is None:
-            loss = self.optimizer.step()
-        else:
-            loss = self.optimizer.step(torch.enable_grad()(closure))
+        scaled = self._scale_lrs()
+        try:
+            if closure is None:
+                loss = self.optimizer.step()
+            else:
+                loss = self.optimizer.step(torch.enable_grad()(closure))
+        finally:  # the scheduler's lr, exactly as it was: the scale only ever lives inside the base step
+            for group, lr in scaled:
+                group["lr"] = lr
         if self._pending:
             for param in [p for p in self._pending if p.grad is not None]:  # the base has initialised its state now
                 self.state[param][ANCHOR] = self._pending.pop(param)
@@ -222,13 +239,27 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         if self.schedule(step):
             try:
                 self._event(step)
-            finally:  # a stateful schedule hears of every event, a failed one too (as accepting nothing)
-                if hasattr(self.schedule, "observe"):
-                    self.schedule.observe(step, self.events[-1]["accepted"])
-                if hasattr(self.schedule, "state_dict"):
-                    for group in self.param_groups:
-                        group[SCHEDULE] = dict(self.schedule.state_dict())
+            finally:  # stateful pieces hear of every event, a failed one too (as accepting nothing)
+                for key, piece in self._stateful():
+                    if hasattr(piece, "observe"):
+                        piece.observe(step, self.events[-1]["accepted"])
+                    if hasattr(piece, "state_dict"):
+                        for group in self.param_groups:
+                            group[key] = dict(piece.state_dict())
         return loss
+
+    def _stateful(self):
+        return [(SCHEDULE, self.schedule)] + ([(STEP_SCALE, self.step_scale)] if self.step_scale is not None else [])
+
+    def _scale_lrs(self) -> list:
+        """Multiplies the selected groups' lr by the step scale's factor; returns (group, lr as it was) to restore."""
+        factor = 1.0 if self.step_scale is None else self.step_scale.factor
+        if factor == 1.0:
+            return []
+        scaled = [(group, group["lr"]) for group in self.param_groups if group["extrapolate"] and "lr" in group]
+        for group, lr in scaled:
+            group["lr"] = lr * factor
+        return scaled
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.optimizer.zero_grad(set_to_none=set_to_none)
@@ -246,8 +277,9 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         for group, flag in zip(self.param_groups, flags):
             group.setdefault("extrapolate", flag)
             group.setdefault(STEP, 0)
-        if SCHEDULE in self.param_groups[0] and hasattr(self.schedule, "load_state_dict"):
-            self.schedule.load_state_dict(self.param_groups[0][SCHEDULE])
+        for key, piece in self._stateful():
+            if key in self.param_groups[0] and hasattr(piece, "load_state_dict"):
+                piece.load_state_dict(self.param_groups[0][key])
         self._pending.clear()
         self._complete = False
         self._sketch = None

@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from effopt import Backoff, ExtrapolatingOptimizer, Fixed, LowRank, PowersOfTwo
+from effopt import Backoff, ExtrapolatingOptimizer, Fixed, LowRank, PowersOfTwo, StepScale
 
 Probes = dict[str, tuple[Callable[[], float], str]]
 
@@ -56,8 +56,11 @@ BUILDERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     # The published rule with its sampled-accuracy probe, then the same rule with the smooth loss probe alone changed.
     "effopt-paper": lambda model, lr, probes: _effopt(model, lr, probes, "accuracy", preset="effopd"),
     "effopt-paper-loss": lambda model, lr, probes: _effopt(model, lr, probes, preset="effopd"),
-    # Then the search changed too (a quadratic line search, still at powers of two); "effopt" adds the schedule.
-    "effopt-quadratic": lambda model, lr, probes: _effopt(model, lr, probes, schedule=PowersOfTwo()),
+    # Then the search changed too (a quadratic line search, still at powers of two, the lr fixed); then the Backoff
+    # schedule ("effopt-noscale"); then the persistent step size, which makes effopt's default ("effopt").
+    "effopt-quadratic": lambda model, lr, probes: _effopt(model, lr, probes, schedule=PowersOfTwo(),
+                                                          step_scale=StepScale(high=1.0)),
+    "effopt-noscale": lambda model, lr, probes: _effopt(model, lr, probes, step_scale=StepScale(high=1.0)),
     # Events twice as often while they move by more than 1.5x: more gain in post-training, more probe cost elsewhere.
     "effopt-backoff5": lambda model, lr, probes: _effopt(model, lr, probes, schedule=Backoff(5, pays_above=1.5)),
     # The default with the update denoised: each matrix's update projected on its top singular direction.

@@ -52,7 +52,8 @@ def main(max_steps: int = 8, output_dir: str | None = None, callbacks=()) -> GRP
     )
     # README: grpo
     trainer = GRPOTrainer(model=model, reward_funcs=sevens, args=args, train_dataset=prompts,
-                          processing_class=tokenizer, callbacks=[EffoptCallback(p_seven)])
+                          processing_class=tokenizer)
+    trainer.add_callback(EffoptCallback(p_seven, trainer=trainer))  # the probe; events go to the Trainer's log
     trainer.optimizer_cls_and_kwargs = (extrapolating(torch.optim.AdamW, mode="max"), {"lr": args.learning_rate})
     # README: end
     for callback in callbacks:

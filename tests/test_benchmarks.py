@@ -102,12 +102,13 @@ def test_goals_fail_where_effopt_misses_even_if_the_rivals_do():
     runs[0]["task"] = "opd-near"
     runs.append(dict(_run("adamw", 0, base), task="classic"))
     runs.append(dict(_run("effopt", 0, base), task="classic"))
-    goals = {what.split(":")[0] + (" harm" if "harm" in what else ""): ok for what, ok, _ in report_goals(summarise(runs))}
+    goals = {what.split(":")[0] + (" harm" if "harm" in what else ""): ok for what, ok, _ in report_goals(summarise(runs))
+             if " effopt " in what}
     assert goals["opd-near"] is False  # never is not "no later" than never
     assert goals["sft"] is None  # not run
     assert goals["classic harm"] is True
     partial = [r for r in runs if not (r["task"] == "classic" and r["method"] == "adamw")]
-    partial_goals = {what.split(":")[0]: ok for what, ok, _ in report_goals(summarise(partial))}
+    partial_goals = {what.split(":")[0]: ok for what, ok, _ in report_goals(summarise(partial)) if " effopt " in what}
     assert partial_goals["classic"] is False  # no baseline, no speed-up: not met
 
 

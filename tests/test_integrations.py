@@ -233,6 +233,8 @@ def test_trl_grpo_trainer_with_effopt(monkeypatch, tmp_path):
     assert type(opt).__name__ == "ExtrapolatingAdamW" and opt.mode == "max"
     assert recorder.steps == 8
     check_run(opt, recorder, min_events=3)  # after steps 1, 3, 7
+    logged = [row["effopt/multiplier"] for row in trainer.state.log_history if "effopt/multiplier" in row]
+    assert logged == [event["accepted"] for event in opt.events]  # every event reached the Trainer's log
 
 
 def free_port():

@@ -186,3 +186,14 @@ def test_grpo_loop_runs_and_checks_its_group(cache):
         OPDConfig(loss="grpo", group_size=1).resolved()
     with pytest.raises(ValueError, match="batch_size"):
         OPDConfig(size="tiny", loss="grpo", group_size=3).resolved()  # 16 prompts do not split into groups of 3
+
+
+def test_the_command_line_shows_its_defaults_and_they_are_the_benchmarks(capsys):
+    from benchmarks.tasks import tasks
+
+    with pytest.raises(SystemExit):
+        opd.main(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    near = next(t for t in tasks("quick") if t.name == "opd-near")
+    assert "--loss {sampled,full,grpo} see OPDConfig.loss (default: full)" in shown and "(default: 300)" in shown
+    assert "full-vocabulary reverse KL, 300 steps" in near.notes and near.lr == opd.REGIMES["near-teacher"].lr

@@ -23,6 +23,7 @@ from effopt import (
     Never,
     ProbeError,
     Quadratic,
+    StepScale,
     extrapolation_groups,
 )
 from effopt.optimizer import SCHEDULE, STEP
@@ -308,9 +309,13 @@ def make_wrapped(model, **kwargs):
 
 
 @pytest.mark.parametrize("schedule", [Every(4), Backoff(interval=3, max_interval=8)], ids=repr)
-def test_resume_is_bit_identical_to_the_uninterrupted_run(schedule):
+@pytest.mark.parametrize("scaled", [False, True], ids=["", "step_scale"])
+def test_resume_is_bit_identical_to_the_uninterrupted_run(schedule, scaled):
+    def build(model):
+        return make_wrapped(model, schedule=copy.deepcopy(schedule), step_scale=StepScale(start=1) if scaled else None)
+
     model = make_model()
-    opt = make_wrapped(model, schedule=copy.deepcopy(schedule))
+    opt = build(model)
     train(model, opt, 6)
     buffer = io.BytesIO()
     torch.save({"model": model.state_dict(), "opt": opt.state_dict()}, buffer)
@@ -319,9 +324,11 @@ def test_resume_is_bit_identical_to_the_uninterrupted_run(schedule):
 
     resumed_model = make_model(seed=123)
     resumed_model.load_state_dict(saved["model"])
-    resumed = make_wrapped(resumed_model, schedule=copy.deepcopy(schedule))
+    resumed = build(resumed_model)
     resumed.load_state_dict(saved["opt"])
     assert resumed.step_count == 6
+    if scaled:
+        assert resumed.step_scale.factor == opt.step_scale.factor
 
     events_before = len(opt.events)
     train(model, opt, 10, start=6)
@@ -818,6 +825,9 @@ def test_bad_input_is_named():
         (ValueError, "rank", lambda: LowRank(0)),
         (ValueError, "first", lambda: Quadratic(first=0.5)),
         (ValueError, "pattern", lambda: extrapolation_groups(model, pattern="nothing_matches_this")),
+        (TypeError, "step_scale", lambda: ExtrapolatingOptimizer(adamw(), probe, step_scale=2.0)),
+        (ValueError, "low, high", lambda: StepScale(low=2.0)),
+        (ValueError, "start", lambda: StepScale(start=0)),
     ]
     for error, name, make in cases:
         with pytest.raises(error, match=name):
@@ -829,3 +839,58 @@ def test_a_search_returning_a_bad_multiplier_is_refused_and_restores():
     with pytest.raises(ValueError, match="search"):
         train(model, opt, 3)
     assert_same_tensors(weights(model), weights(twin))
+
+
+# --- A step size that persists -----------------------------------------------------------------------------------------
+
+
+def test_step_scale_takes_the_root_of_each_multiplier_within_bounds_from_its_start():
+    scale = StepScale(power=0.5, low=1.0, high=4.0, start=10)
+    scale.observe(1, 16.0)  # before `start`: a short window says nothing about the step length
+    assert scale.factor == 1.0
+    scale.observe(10, 4.0)
+    assert scale.factor == pytest.approx(2.0)
+    scale.observe(20, 0.25)  # an overshoot shrinks it, but never below the user's lr
+    assert scale.factor == 1.0
+    for step in (30, 40, 50):
+        scale.observe(step, 16.0)
+    assert scale.factor == 4.0  # capped
+    again = StepScale()
+    again.load_state_dict(scale.state_dict())
+    assert again.factor == 4.0
+
+
+def test_step_scale_multiplies_the_selected_lr_inside_the_step_only():
+    """SGD without momentum: a step moves a weight by exactly lr * factor * grad, while the scheduler's lr stays."""
+    torch.manual_seed(0)
+    moved, fixed = torch.nn.Linear(3, 1), torch.nn.Linear(3, 1)
+    base = torch.optim.SGD([{"params": moved.parameters()}, {"params": fixed.parameters(), "extrapolate": False}],
+                           lr=0.1)
+    scale = StepScale()
+    scale.factor = 2.5
+    opt = ExtrapolatingOptimizer(base, probe=lambda: 0.0, schedule=Never(), step_scale=scale)
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    x = torch.randn(8, 3)
+    for lr in (0.1, 0.05):
+        before = [p.detach().clone() for p in (*moved.parameters(), *fixed.parameters())]
+        opt.zero_grad()
+        (moved(x).sum() + fixed(x).sum()).backward()
+        grads = [p.grad.clone() for p in (*moved.parameters(), *fixed.parameters())]
+        opt.step()
+        after = list((*moved.parameters(), *fixed.parameters()))
+        for i, (b, g, a) in enumerate(zip(before, grads, after)):
+            factor = 2.5 if i < 2 else 1.0  # the unselected group keeps its lr
+            assert torch.allclose(a, b - lr * factor * g, atol=1e-7)
+        assert [group["lr"] for group in opt.param_groups] == [lr, lr]  # what the scheduler set, not scaled
+        scheduler.step()
+
+
+def test_step_scale_hears_every_event_and_lands_in_the_checkpoint():
+    model = make_model()
+    opt = make_wrapped(model, schedule=Every(2), step_scale=StepScale(start=1, high=100.0))
+    train(model, opt, 6)
+    expected = 1.0
+    for event in opt.events:
+        expected = max(expected * event["accepted"] ** 0.5, 1.0)
+    assert opt.step_scale.factor == pytest.approx(expected) and len(opt.events) == 3
+    assert opt.state_dict()["param_groups"][0]["effopt_step_scale"] == {"factor": opt.step_scale.factor}
