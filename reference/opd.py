@@ -196,22 +196,22 @@ def build_tokenizer():
                                    unk_token=UNK, padding_side="left")
 
 
-def _make_data(digits: int, splits: dict, seed: int):
-    """Disjoint splits of distinct problems a + b, operands uniform in [0, 10^digits), zero-padded to fixed width."""
+def _make_splits(splits: dict, seed: int, draw, render):
+    """A DatasetDict of disjoint splits of distinct items `draw(rng)`, each rendered as `render(item) -> (prompt,
+    answer)` and tokenized: "<s>" before the prompt, "</s>" after the answer."""
     import random
 
     from datasets import Dataset, DatasetDict
 
     tokenizer, rng, seen, out = build_tokenizer(), random.Random(seed), set(), {}
     for name, count in splits.items():
-        pairs = []
-        while len(pairs) < count:
-            pair = (rng.randrange(10**digits), rng.randrange(10**digits))
-            if pair not in seen:
-                seen.add(pair)
-                pairs.append(pair)
-        prompts = [f"{a:0{digits}d}+{b:0{digits}d}=" for a, b in pairs]
-        answers = [f"{a + b:0{digits + 1}d}" for a, b in pairs]
+        items = []
+        while len(items) < count:
+            item = draw(rng)
+            if item not in seen:
+                seen.add(item)
+                items.append(item)
+        prompts, answers = map(list, zip(*map(render, items)))
         out[name] = Dataset.from_dict({
             "prompt": prompts,
             "answer": answers,
@@ -222,32 +222,18 @@ def _make_data(digits: int, splits: dict, seed: int):
     return DatasetDict(out)
 
 
+def _make_data(digits: int, splits: dict, seed: int):
+    """Disjoint splits of distinct problems a + b, operands uniform in [0, 10^digits), zero-padded to fixed width."""
+    return _make_splits(splits, seed, lambda rng: (rng.randrange(10**digits), rng.randrange(10**digits)),
+                        lambda ab: (f"{ab[0]:0{digits}d}+{ab[1]:0{digits}d}=", f"{sum(ab):0{digits + 1}d}"))
+
+
 def _make_skill_data(digits: int, splits: dict, seed: int):
     """The retained skill, which OPD never trains: "<s>+" and 2n digits, "=", asks for the last n + 1 digits in
     reverse order ("+04275191=" -> "19157"). Same prompt and answer lengths as the addition problems, a format the
     teacher never sees; the student learns it before its addition warm-up and keeps it through that warm-up."""
-    import random
-
-    from datasets import Dataset, DatasetDict
-
-    tokenizer, rng, seen, out = build_tokenizer(), random.Random(seed), set(), {}
-    for name, count in splits.items():
-        strings = []
-        while len(strings) < count:
-            digits_ = "".join(rng.choice("0123456789") for _ in range(2 * digits))
-            if digits_ not in seen:
-                seen.add(digits_)
-                strings.append(digits_)
-        prompts = [f"+{d}=" for d in strings]
-        answers = [d[-(digits + 1):][::-1] for d in strings]
-        out[name] = Dataset.from_dict({
-            "prompt": prompts,
-            "answer": answers,
-            "prompt_ids": tokenizer(prompts)["input_ids"],
-            "answer_ids": [ids + [tokenizer.eos_token_id]
-                           for ids in tokenizer(answers, add_special_tokens=False)["input_ids"]],
-        })
-    return DatasetDict(out)
+    return _make_splits(splits, seed, lambda rng: "".join(rng.choice("0123456789") for _ in range(2 * digits)),
+                        lambda d: (f"+{d}=", d[-(digits + 1):][::-1]))
 
 
 @dataclass
