@@ -140,6 +140,12 @@ def run_result(cfg, curve: list[dict], optimizer, train_seconds: float, device, 
     }
 
 
+def last_event(optimizer) -> str:
+    """The optimizer's last extrapolation event for a progress line, e.g. "x2.31 at step 40" ("" without events)."""
+    events = getattr(optimizer, "events", [])
+    return f"x{events[-1]['accepted']:.2f} at step {events[-1]['step']}" if events else ""
+
+
 def group_advantages(reward: torch.Tensor) -> torch.Tensor:
     """GRPO advantages: rewards [B, K] standardised within each group of K (0 where all K agree)."""
     return (reward - reward.mean(1, keepdim=True)) / (reward.std(1, keepdim=True) + 1e-4)

@@ -51,6 +51,7 @@ from reference.common import (
     cached_state_dict,
     evaluating,
     group_advantages,
+    last_event,
     load_metric,
     run_result,
     set_seed,
@@ -517,7 +518,8 @@ def train(cfg: EchoConfig, make_optimizer=None, task: Task | None = None, progre
         if progress:
             print(
                 f"step {step:4d}  gsr {strong['gsr']:.3f}  acc {strong['acc']:.3f}  noisy {strong['noisy']:.3f}  "
-                f"val_kl {val:.4f}  train {clock['train']:.1f}s  eval {clock['eval']:.1f}s",
+                f"val_kl {val:.4f}  train {clock['train']:.1f}s  eval {clock['eval']:.1f}s"
+                + (f"  last event {last_event(opt)}" if last_event(opt) else ""),
                 flush=True,
             )
 

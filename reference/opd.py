@@ -51,6 +51,7 @@ from reference.common import (
     cached_state_dict,
     evaluating,
     group_advantages,
+    last_event,
     load_metric,
     run_result,
     set_seed,
@@ -622,7 +623,9 @@ def train(cfg: OPDConfig, make_optimizer: Callable | None = None, task: Task | N
         losses.append(kl)
         if step % cfg.eval_every == 0 or step == cfg.steps:
             evaluate(step)
-            bar.set_postfix(metric=f"{curve[-1]['metric']:.3f}", kl=f"{curve[-1]['loss']:.4f}")
+            event = {"event": last_event(opt)} if last_event(opt) else {}
+            bar.set_postfix(metric=f"{curve[-1]['metric']:.3f}", kl=f"{curve[-1]['loss']:.4f}",
+                            retained=f"{curve[-1]['retained']:.3f}", **event)
     bar.close()
     return run_result(cfg, curve, opt, train_seconds, cfg.device, eval_seconds=eval_seconds,
                       teacher_metric=task.teacher_metric)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from reference import opd
-from reference.common import evaluating, run_result, set_seed, sync
+from reference.common import evaluating, last_event, run_result, set_seed, sync
 from reference.optimizers import OPTIMIZERS, Probes, build_optimizer
 
 
@@ -89,7 +89,9 @@ def train(cfg: SFTConfig, make_optimizer: Callable | None = None, task: opd.Task
         curve.append(dict(step=step, train_seconds=train_seconds, eval_seconds=eval_seconds, metric=metric, loss=loss,
                           objective=objective, **kept))
         if progress:
-            print(f"sft step {step:4d}  exact match {metric:.3f}")
+            event = last_event(opt)
+            print(f"sft step {step:4d}  exact match {metric:.3f}  retained {kept['retained']:.3f}"
+                  + (f"  last event {event}" if event else ""))
 
     evaluate(0, None)
     for step in range(1, cfg.steps + 1):

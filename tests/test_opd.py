@@ -197,3 +197,14 @@ def test_the_command_line_shows_its_defaults_and_they_are_the_benchmarks(capsys)
     near = next(t for t in tasks("quick") if t.name == "opd-near")
     assert "--loss {sampled,full,grpo} see OPDConfig.loss (default: full)" in shown and "(default: 300)" in shown
     assert "full-vocabulary reverse KL, 300 steps" in near.notes and near.lr == opd.REGIMES["near-teacher"].lr
+
+
+def test_the_loops_show_events_as_they_go(cache, capsys):
+    from reference import sft
+    from reference.common import last_event
+
+    assert last_event(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)) == ""
+    sft.train(sft.SFTConfig(size="tiny", optimizer="effopt", steps=4, eval_every=2, device="cpu"), progress=True)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("sft step")]
+    assert len(lines) == 3 and "last event" not in lines[0]
+    assert "last event x" in lines[-1] and lines[-1].endswith("at step 3")  # Backoff's events: after steps 1 and 3
