@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from reference.common import evaluating, run_result, set_seed
+from reference.common import ShowDefaults, evaluating, run_result, set_seed
 from reference.optimizers import OPTIMIZERS, build_optimizer
 
 
@@ -93,11 +93,11 @@ def train(cfg: ClassicConfig, make_optimizer=None, progress: bool = False) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw")
-    parser.add_argument("--lr", type=float, default=ClassicConfig.lr)
-    parser.add_argument("--steps", type=int, default=ClassicConfig.steps)
-    parser.add_argument("--seed", type=int, default=0)
+                                     formatter_class=ShowDefaults)
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw", help="reference.optimizers.OPTIMIZERS")
+    parser.add_argument("--lr", type=float, default=ClassicConfig.lr, help="AdamW's tuned lr")
+    parser.add_argument("--steps", type=int, default=ClassicConfig.steps, help="optimizer steps")
+    parser.add_argument("--seed", type=int, default=0, help="initialisation and batches")
     parser.add_argument("--out", help="write the learning curve here as JSON")
     args = parser.parse_args()
     result = train(ClassicConfig(optimizer=args.optimizer, lr=args.lr, steps=args.steps, seed=args.seed), progress=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import hashlib
@@ -30,6 +31,16 @@ def cache_dir() -> Path:
 def set_seed(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
+
+
+class ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """`--help` shows every option's default, whether or not the option has a help text."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "%(default)" not in text and action.option_strings and action.default is not argparse.SUPPRESS:
+            text += " (default: %(default)s)"
+        return text
 
 
 def sync(device) -> None:

@@ -53,6 +53,7 @@ from reference.common import (
     group_advantages,
     last_event,
     load_metric,
+    ShowDefaults,
     run_result,
     set_seed,
     sync,
@@ -637,7 +638,7 @@ def train(cfg: OPDConfig, make_optimizer: Callable | None = None, task: Task | N
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m reference.opd", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=ShowDefaults)
     parser.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS, help="reference.optimizers.OPTIMIZERS")
     parser.add_argument("--size", default="quick", choices=tuple(SIZES), help="models, data and batch (SIZES)")
     parser.add_argument("--regime", default="near-teacher", choices=tuple(REGIMES), help="the student's start")

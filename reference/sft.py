@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from reference import opd
-from reference.common import evaluating, last_event, run_result, set_seed, sync
+from reference.common import ShowDefaults, evaluating, last_event, run_result, set_seed, sync
 from reference.optimizers import OPTIMIZERS, Probes, build_optimizer
 
 
@@ -111,7 +111,7 @@ def train(cfg: SFTConfig, make_optimizer: Callable | None = None, task: opd.Task
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m reference.sft", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=ShowDefaults)
     parser.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS, help="reference.optimizers.OPTIMIZERS")
     parser.add_argument("--size", default="quick", choices=tuple(opd.SIZES), help="as in reference.opd")
     parser.add_argument("--lr", type=float, default=SFTConfig.lr, help="a post-training lr")

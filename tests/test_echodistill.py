@@ -147,3 +147,11 @@ def test_bad_config_is_refused():
         echodistill.train(EchoConfig(size="tiny", method="ppo"))
     with pytest.raises(ValueError, match="size"):
         echodistill.prepare(EchoConfig(size="huge"))
+
+
+def test_the_command_line_shows_its_defaults_and_they_are_the_benchmarks(capsys):
+    with pytest.raises(SystemExit):
+        echodistill.main(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "EchoConfig.metric (default: noisy)" in shown and "EchoConfig.steps (default: 150)" in shown
+    assert "EchoConfig.eval_every (default: 15)" in shown  # the quick benchmark's run: 150 steps, Noisy every 15
