@@ -1,6 +1,6 @@
 """Foresight: does on-policy distillation fix its update direction earlier than RL, and does that predict the gain?
 
-    python -m benchmarks.foresight                      # quick size, 3 seeds: about 5 minutes on two CPU cores
+    python -m benchmarks.foresight                      # quick size, 3 seeds: about 3 minutes on two CPU cores
     python -m benchmarks.foresight --size tiny --steps 6 --seeds 0 --out /tmp/foresight   # a smoke run
 
 Both objectives train the same near-teacher student (about 60% exact match on 4-digit addition) with AdamW at the
@@ -23,7 +23,6 @@ foresight.png to --out (default benchmarks/results/foresight/).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import re
 import statistics
@@ -32,7 +31,6 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from effopt.analysis import alignment, summarize, update_profile
 
@@ -51,7 +49,6 @@ class Checkpoints:
         self.params, self.keep, self.folder = params, keep, folder
         self.saved: dict[int, dict | Path] = {}
         self.step = 0
-        self.optimizer: torch.optim.Optimizer | None = None  # set by `recording`
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
             for old in folder.glob("step*.pt"):
@@ -76,11 +73,6 @@ class Checkpoints:
             torch.save(state, path)
             self.saved[self.step] = path
 
-    def close(self) -> None:
-        """Save the current step too (the final weights), if `keep` passed it over."""
-        if self.step not in self.saved:
-            self.save()
-
     def __getitem__(self, step: int) -> dict:
         state = self.saved[step]
         return torch.load(state, weights_only=True) if isinstance(state, Path) else state
@@ -88,33 +80,6 @@ class Checkpoints:
     def nearest(self, step: float) -> int:
         """The saved step nearest `step`, after step 0."""
         return min((s for s in self.saved if s > 0), key=lambda s: (abs(s - step), s))
-
-
-@contextlib.contextmanager
-def recording(keep: Callable[[int], bool]):
-    """Checkpoints of every optimizer that steps inside the block, in the order they first stepped (torch's global
-    step hooks; parameters named by position). A loop's own optimizer is the last to start."""
-    made: dict[int, Checkpoints] = {}
-
-    def pre(opt, args, kwargs):
-        if id(opt) not in made:
-            params = [p for group in opt.param_groups for p in group["params"]]
-            made[id(opt)] = Checkpoints({str(i): p for i, p in enumerate(params)}, keep)
-            made[id(opt)].optimizer = opt  # held, so that its id is not reused
-
-    def post(opt, args, kwargs):
-        made[id(opt)].stepped()
-
-    hooks = [register_optimizer_step_pre_hook(pre), register_optimizer_step_post_hook(post)]
-    runs: list[Checkpoints] = []
-    try:
-        yield runs
-    finally:
-        for hook in hooks:
-            hook.remove()
-        for checkpoints in made.values():
-            checkpoints.close()
-            runs.append(checkpoints)
 
 
 def figures(start: dict, at: dict, final: dict) -> dict:
@@ -127,14 +92,6 @@ def _foresight(early_step: int, steps: int, early: dict, final: dict) -> dict:
     return {"early_step": early_step, "steps": steps, "cosine": early["cosine"],
             "principal_angle": early["principal_angle"], "energy_k": final["energy_k"],
             "top_share": final["top_share"], "effective_rank": final["effective_rank"]}
-
-
-def early_figures(checkpoints: Checkpoints) -> dict:
-    """The foresight of a finished run, from its update after the first 10% of steps and its final update."""
-    early = checkpoints.nearest(EARLY_SHARE * checkpoints.step)
-    start, final = checkpoints[0], checkpoints[checkpoints.step]
-    return _foresight(early, checkpoints.step, figures(start, checkpoints[early], final),
-                      summarize(update_profile(start, final, k=K)))
 
 
 def trajectory(checkpoints: Checkpoints) -> dict:

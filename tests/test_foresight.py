@@ -6,34 +6,22 @@ import json
 import pytest
 import torch
 
-from benchmarks.foresight import Checkpoints, early_figures, main, module_kind, recording
+from benchmarks.foresight import Checkpoints, main, module_kind, trajectory
 from benchmarks.report import spearman
 
 
-def straight_run(steps, turn_at=None):
-    """SGD on a linear loss: every step moves the weights the same way (or, after `turn_at`, another way)."""
+def test_checkpoints_in_memory_from_step_zero_to_the_end():
+    """SGD on a linear loss: every step moves the weights the same way, so the early update points where the last does."""
     w = torch.nn.Parameter(torch.zeros(6, 5))
-    opt = torch.optim.SGD([w], lr=0.1)
-    first, second = torch.randn(6, 5, generator=torch.Generator().manual_seed(0)), torch.zeros(6, 5)
-    second[0, 0] = 10.0  # orthogonal enough to the first direction to pull the final update away from it
-    for step in range(1, steps + 1):
-        w.grad = (first if turn_at is None or step <= turn_at else second).clone()
+    checkpoints = Checkpoints({"0": w}, keep=lambda step: step % 5 == 0 or step == 23)
+    opt = checkpoints.attach(torch.optim.SGD([w], lr=0.1))
+    direction = torch.randn(6, 5, generator=torch.Generator().manual_seed(0))
+    for _ in range(23):
+        w.grad = direction.clone()
         opt.step()
-    return w, opt
-
-
-def test_recording_snapshots_the_loop_optimizer_from_step_zero_to_the_end():
-    helper = torch.nn.Parameter(torch.ones(3))
-    with recording(keep=lambda step: step % 5 == 0) as runs:
-        side = torch.optim.SGD([helper], lr=0.1)  # a cold cache's teacher, trained before the run
-        helper.grad = torch.ones(3)
-        side.step()
-        w, opt = straight_run(23)
-    assert len(runs) == 2 and runs[-1].optimizer is opt
-    checkpoints = runs[-1]
-    assert sorted(checkpoints.saved) == [0, 5, 10, 15, 20, 23]  # the final step is saved on the way out
+    assert sorted(checkpoints.saved) == [0, 5, 10, 15, 20, 23]
     assert torch.equal(checkpoints[0]["0"], torch.zeros(6, 5)) and torch.equal(checkpoints[23]["0"], w.detach())
-    figures = early_figures(checkpoints)
+    figures = trajectory(checkpoints)["early"]
     assert figures["early_step"] == 5 and figures["steps"] == 23  # the saved step nearest 10% of the run, after 0
     assert figures["cosine"] == pytest.approx(1.0) and figures["principal_angle"] == pytest.approx(0.0, abs=1e-4)
 
@@ -49,7 +37,7 @@ def test_a_run_that_turns_late_has_a_low_early_alignment(tmp_path):
         w.grad = early_direction if step <= 2 else 3 * late_direction
         opt.step()
     assert len(list((tmp_path / "ckpt").glob("step*.pt"))) == 21  # step 0 and every step, on disk
-    figures = early_figures(checkpoints)
+    figures = trajectory(checkpoints)["early"]
     want = torch.nn.functional.cosine_similarity(early_direction.flatten(), (2 * early_direction + 54 * late_direction)
                                                  .flatten(), dim=0)
     assert figures["cosine"] == pytest.approx(float(want), abs=1e-5) and figures["cosine"] < 0.5
