@@ -159,4 +159,15 @@ def tasks(mode: str = MODE) -> list[Task]:
              "MLP on a random teacher's labels, from scratch, AdamW lr 3e-3 (tuned)",
              others=("prodigy",) + (PEERS if full else ()), **no_harm),
     ]
+    if full:  # held out from the quick mode: other learning rates, and the sampled-token loss of the EffOPD code
+        for lr in (3e-6, 3e-5):
+            listed.append(Task(f"opd-near-lr{lr:g}", "post-training", _opd("near-teacher", size, steps, "full"),
+                               near_task, lr, f"OPD, {near} {lr:g}, full-vocabulary reverse KL", **no_harm))
+        for lr in (2e-4, 1e-3):
+            listed.append(Task(f"opd-far-lr{lr:g}", "far from the teacher", _opd("far", size, steps, "full"),
+                               functools.partial(_opd_task, "far", size), lr, f"OPD, barely trained student, lr {lr:g}",
+                               **no_harm))
+        listed.append(Task("opd-near-sampled", "post-training", _opd("near-teacher", size, steps, "sampled"),
+                           near_task, 1e-5, f"OPD, {near} 1e-5, sampled-token reverse KL (EffOPD's form)",
+                           others=PEERS + ABLATIONS, **no_harm))
     return listed

@@ -185,6 +185,8 @@ def test_full_mode_covers_the_race_on_three_seeds():
 
     full = {t.name: t for t in tasks("full")}
     assert {"opd-near", "opd-far", "opd-grpo", "sft", "echodistill", "classic"} <= set(full)
+    assert {"opd-near-lr3e-06", "opd-near-lr3e-05", "opd-far-lr0.0002", "opd-far-lr0.001", "opd-near-sampled"} <= set(full)
+    assert set(full) - set(t.name for t in tasks("quick")) == {n for n in full if "-lr" in n or n.endswith("sampled")}
     assert all(t.seeds == (0, 1, 2) for t in full.values())
     for name in ("opd-near", "sft", "echodistill"):
         task = full[name]
