@@ -287,12 +287,14 @@ def grid_table(methods: dict) -> list[str]:
     return [f"AdamW's lr grid on seed 0, from which `{TUNED}` is chosen: the fewest steps to the target among the lrs "
             f"whose final retained skill is within {RETAINED_TOLERANCE} of the task lr's. The sweep cost "
             f"{steps} steps and {seconds / 60:.1f} minutes of runs (evaluation included) beyond the task-lr run. On "
-            f"seed 0, `{TUNED}` is the chosen grid run itself: picked for being fastest on that seed, which favours it.",
+            f"seed 0, `{TUNED}` is the chosen grid run itself: picked for being fastest on that seed, which favours "
+            "it.",
             "", *rows, ""]
 
 
 def detail_table(methods: dict) -> str:
-    rows = ["| method | seeds | events (median) | multipliers accepted (median, max) | retained at target (that point) | "
+    rows = ["| method | seeds | events (median) | multipliers accepted (median, max) | "
+            "retained at target (that point) | "
             "drift (KL to start on the retained skill) |", "|---|---|---:|---|---:|---:|"]
     for method, f in methods.items():
         acc = f["accepted_multipliers"]
@@ -430,7 +432,8 @@ def write_report(data: dict, source: Path, out: Path = RESULTS, readme: Path | N
     overhead = [b["extra_info"] for b in data["benchmarks"] if b["extra_info"].get("kind") == "overhead"]
     summary = summarise(runs)
     out.mkdir(parents=True, exist_ok=True)
-    published = {task: {m: {k: f[k] for k in PUBLISHED} for m, f in methods.items()} for task, methods in summary.items()}
+    published = {task: {m: {k: f[k] for k in PUBLISHED} for m, f in methods.items()}
+                 for task, methods in summary.items()}
     (out / "summary.json").write_text(json.dumps(published, indent=1) + "\n")
 
     mode = runs[0]["mode"] if runs else "?"
@@ -457,7 +460,8 @@ def write_report(data: dict, source: Path, out: Path = RESULTS, readme: Path | N
         first = methods.get(BASELINE) or next(iter(methods.values()))
         order = sorted(methods, key=lambda m: (m not in HEADLINE, HEADLINE.index(m) if m in HEADLINE else 0))
         ordered = {m: methods[m] for m in order if not (m.startswith(f"{BASELINE}-") and m.endswith("x"))}
-        start_retained = "" if first["initial_retained"] is None else f", retained at the start {first['initial_retained']:.3f}"
+        start_retained = ("" if first["initial_retained"] is None
+                          else f", retained at the start {first['initial_retained']:.3f}")
         objective = "" if first["objective_target"] is None else f"; objective target {first['objective_target']:.4f}"
         lines += [
             f"## {task}: {first['regime']}",

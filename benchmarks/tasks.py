@@ -32,7 +32,8 @@ HEADLINE = (BASELINE, TUNED, "prodigy", "effopt", "effopt-tuned", "effopt-noscal
 #: Other peers: the published rule, Lookahead, schedule-free AdamW, ExPO-style fixed extrapolation.
 PEERS = ("effopt-paper", "lookahead", "schedulefree", "expo")
 # Rows that say which change bought what: the published rule, then its probe swapped for the smooth loss, then the
-# search swapped for the quadratic line search, then (effopt) the schedule swapped for Backoff; and a denoised direction.
+# search swapped for the quadratic line search, then the schedule swapped for Backoff (effopt-noscale), then effopt
+# adds the step scale; and a denoised direction.
 ABLATIONS = ("effopt-paper-loss", "effopt-quadratic", "effopt-backoff5", "effopt-lowrank")
 GRID = (3, 10, 30)  #: AdamW's lr grid, as multiples of the task's lr (1x is `adamw` itself)
 

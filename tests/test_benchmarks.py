@@ -102,8 +102,8 @@ def test_goals_fail_where_effopt_misses_even_if_the_rivals_do():
     runs[0]["task"] = "opd-near"
     runs.append(dict(_run("adamw", 0, base), task="classic"))
     runs.append(dict(_run("effopt", 0, base), task="classic"))
-    goals = {what.split(":")[0] + (" harm" if "harm" in what else ""): ok for what, ok, _ in report_goals(summarise(runs))
-             if " effopt " in what}
+    goals = {what.split(":")[0] + (" harm" if "harm" in what else ""): ok
+             for what, ok, _ in report_goals(summarise(runs)) if " effopt " in what}
     assert goals["opd-near"] is False  # never is not "no later" than never
     assert goals["sft"] is None  # not run
     assert goals["classic harm"] is True
@@ -153,13 +153,15 @@ def test_harness_and_report_run_end_to_end(tmp_path):
     )
     lines = [line.lstrip(".") for line in run.stdout.splitlines() if line.lstrip(".").startswith("[")]
     assert len(lines) == 9 and "classic seed 0 adamw (lr 0.003)" in lines[0] and "min left]" in lines[0]
-    infos = [b["extra_info"] for b in json.loads(raw.read_text())["benchmarks"] if b["extra_info"].get("kind") == "speedup"]
+    infos = [b["extra_info"] for b in json.loads(raw.read_text())["benchmarks"]
+             if b["extra_info"].get("kind") == "speedup"]
     order = [(info["seed"], info["method"]) for info in infos]
     assert order == [(0, "adamw"), (0, "adamw-3x"), (0, "adamw-tuned"), (0, "effopt"), (0, "effopt-tuned"),
                      (1, "adamw"), (1, "adamw-tuned"), (1, "effopt"), (1, "effopt-tuned")]  # seed-major
     by = {(i["seed"], i["method"]): i for i in infos}
     tuned = by[(0, "adamw-tuned")]
-    assert tuned["lr_multiple"] in (1, 3) and by[(1, "adamw-tuned")]["lr"] == tuned["lr"] == by[(1, "effopt-tuned")]["lr"]
+    assert tuned["lr_multiple"] in (1, 3)
+    assert by[(1, "adamw-tuned")]["lr"] == tuned["lr"] == by[(1, "effopt-tuned")]["lr"]
     assert tuned["reused"] == ("adamw" if tuned["lr_multiple"] == 1 else "adamw-3x")  # the grid run, not a rerun
     assert tuned["curve"] == by[(0, tuned["reused"])]["curve"] and by[(1, "adamw-tuned")]["reused"] is None
     out = tmp_path / "results"
@@ -185,7 +187,8 @@ def test_full_mode_covers_the_race_on_three_seeds():
 
     full = {t.name: t for t in tasks("full")}
     assert {"opd-near", "opd-far", "opd-grpo", "sft", "echodistill", "classic"} <= set(full)
-    assert {"opd-near-lr3e-06", "opd-near-lr3e-05", "opd-far-lr0.0002", "opd-far-lr0.001", "opd-near-sampled"} <= set(full)
+    held_out = {"opd-near-lr3e-06", "opd-near-lr3e-05", "opd-far-lr0.0002", "opd-far-lr0.001", "opd-near-sampled"}
+    assert held_out <= set(full)
     assert set(full) - set(t.name for t in tasks("quick")) == {n for n in full if "-lr" in n or n.endswith("sampled")}
     assert all(t.seeds == (0, 1, 2) for t in full.values())
     for name in ("opd-near", "sft", "echodistill"):

@@ -11,7 +11,7 @@ from benchmarks.report import spearman
 
 
 def test_checkpoints_in_memory_from_step_zero_to_the_end():
-    """SGD on a linear loss: every step moves the weights the same way, so the early update points where the last does."""
+    """SGD on a linear loss: every step moves the weights the same way, so the early update points as the last."""
     w = torch.nn.Parameter(torch.zeros(6, 5))
     checkpoints = Checkpoints({"0": w}, keep=lambda step: step % 5 == 0 or step == 23)
     opt = checkpoints.attach(torch.optim.SGD([w], lr=0.1))

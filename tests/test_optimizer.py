@@ -841,7 +841,7 @@ def test_a_search_returning_a_bad_multiplier_is_refused_and_restores():
     assert_same_tensors(weights(model), weights(twin))
 
 
-# --- A step size that persists -----------------------------------------------------------------------------------------
+# --- A step size that persists ----------------------------------------------------------------------------------------
 
 
 def test_step_scale_takes_the_root_of_each_multiplier_within_bounds_from_its_start():
