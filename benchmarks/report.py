@@ -199,7 +199,7 @@ def _fmt(value, digits=2, suffix=""):
     return "never" if value is None else f"{value:.{digits}f}{suffix}"
 
 
-def _lr(lr: float | None) -> str:
+def lr_text(lr: float | None) -> str:
     return "free" if lr is None else f"{lr:.3g}"
 
 
@@ -251,7 +251,7 @@ def race_table(methods: dict) -> str:
     head += ["speed-up vs adamw-tuned (steps)"]
     rows = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for method, f in methods.items():
-        cells = [method, _lr(f["lr"]), _steps(f, "steps_to_target", "reached"), _seconds(f, "seconds_to_target")]
+        cells = [method, lr_text(f["lr"]), _steps(f, "steps_to_target", "reached"), _seconds(f, "seconds_to_target")]
         if objective:
             cells += [_steps(f, "steps_to_objective_target", "reached_objective"),
                       _seconds(f, "seconds_to_objective_target")]
@@ -505,7 +505,7 @@ def _update_readme(readme: Path, summary: dict, mode: str, device: str) -> None:
             if f is None or (method == "effopt-paper" and TUNED in methods):
                 continue
             obj = "" if f["objective_target"] is None else _steps(f, "steps_to_objective_target", "reached_objective")
-            rows.append(f"| {task} | {method} | {_lr(f['lr'])} | {_steps(f, 'steps_to_target', 'reached')} | {obj} | "
+            rows.append(f"| {task} | {method} | {lr_text(f['lr'])} | {_steps(f, 'steps_to_target', 'reached')} | {obj} | "
                         f"{_na(f['final_metric'], 3)} | {_na(f['retained_final'], 3)} |")
     plots = [f"![{task}](benchmarks/results/{task}.png)" for task in summary if task == "opd-near"]
     text = readme.read_text()

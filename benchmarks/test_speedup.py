@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from benchmarks import yardstick
-from benchmarks.report import tuned_multiple
+from benchmarks.report import lr_text, tuned_multiple
 from benchmarks.tasks import BASELINE, MODE, TUNED, grid_name, optimizer_of, tasks
 from reference.optimizers import LR_FREE
 
@@ -46,10 +46,6 @@ def _multiple(task, method: str, seed: int) -> tuple[float, str | None]:
     return 1.0, None
 
 
-def _lr(lr: float | None) -> str:
-    return "free" if lr is None else f"{lr:.3g}"
-
-
 def _line(done: int, info: dict, baseline: dict | None) -> str:
     elapsed = time.perf_counter() - STARTED
     left = elapsed / done * (len(CASES) - done)
@@ -61,7 +57,7 @@ def _line(done: int, info: dict, baseline: dict | None) -> str:
     retained = yardstick.tail(info["curve"], "retained")
     kept = "" if retained is None else f", retained {retained:.3f}"
     return (f"[{done}/{len(CASES)} {elapsed / 60:.1f} min, ~{left / 60:.0f} min left] {info['task']} seed "
-            f"{info['seed']} {info['method']} (lr {_lr(info['lr'])}): {reach}, final "
+            f"{info['seed']} {info['method']} (lr {lr_text(info['lr'])}): {reach}, final "
             f"{yardstick.tail(info['curve'], 'metric'):.3f}{kept}; {info['run_seconds']:.0f} s")
 
 
