@@ -306,7 +306,8 @@ def detail_table(methods: dict) -> str:
 
 #: The goals of the method work (issue "win the honest race"), each checked on every run of the report.
 RACE_TASKS = ("opd-near", "sft", "echodistill")
-OURS = ("effopt", "effopt-noscale")  # the default, and the default without its persistent step size
+#: the default, the default without its persistent step size, and the default with a guard on the retained skill
+OURS = ("effopt", "effopt-noscale", "effopt-guard")
 NO_HARM_TASKS = ("opd-grpo", "opd-far", "classic")
 
 

@@ -27,8 +27,9 @@ if MODE not in ("quick", "full", "smoke"):
 
 BASELINE, TUNED = "adamw", "adamw-tuned"
 #: What a user would pick instead of the baseline (the race's headline, on every seed), and effopt's rows: the default
-#: at the task's lr and at the tuned lr, and the default without its persistent step size (effopt.StepScale).
-HEADLINE = (BASELINE, TUNED, "prodigy", "effopt", "effopt-tuned", "effopt-noscale")
+#: at the task's lr and at the tuned lr, the default without its persistent step size (effopt.StepScale), and the
+#: default with a guard on the retained skill (effopt.Guard).
+HEADLINE = (BASELINE, TUNED, "prodigy", "effopt", "effopt-tuned", "effopt-noscale", "effopt-guard")
 #: Other peers: the published rule, Lookahead, schedule-free AdamW, ExPO-style fixed extrapolation.
 PEERS = ("effopt-paper", "lookahead", "schedulefree", "expo")
 # Rows that say which change bought what: the published rule, then its probe swapped for the smooth loss, then the

@@ -5,6 +5,7 @@ An event after the base step at step ``t`` (``theta_1`` = the weights that step 
 
     delta = direction(theta_1 - A)                      # the accumulated update, optionally denoised
     m* = search(line)                                   # line.value(m) probes theta(m) = theta_1 + (m - 1) * delta
+    m* = guard(line, m*)                                # optional: shortens m* where a second probe would break
     theta = theta(m*);  A = theta                       # the anchor moves to the accepted point
 
 With the accumulated update, ``theta(m) = A + m * (theta_1 - A)``: EffOPD's rule. The base optimizer's state and
@@ -30,12 +31,13 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.distributed as dist
 
-from .policies import Accumulated, Backoff, Greedy, PowersOfTwo, Quadratic, StepScale
+from .policies import Accumulated, Backoff, Greedy, Guard, PowersOfTwo, Quadratic, StepScale
 
 ANCHOR = "effopt_anchor"  #: key of the anchor in the base optimizer's per-parameter state
 STEP = "effopt_step"  #: key of the counted steps, in every param group
 SCHEDULE = "effopt_schedule"  #: key of a stateful schedule's state_dict(), in every param group
 STEP_SCALE = "effopt_step_scale"  #: key of the step scale's state_dict(), in every param group
+GUARD = "effopt_guard"  #: key of the guard's state_dict() (its reference), in every param group
 CHUNK_NUMEL = 1 << 25  #: the first move of an event holds a transient delta of at most this many elements
 SKETCH_NUMEL = 1024  #: about this many fixed coordinates per tensor estimate the direction stability of the update
 
@@ -96,13 +98,16 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
             ``factor`` inside every base step (and restored right after, so an lr scheduler still owns ``lr``); it
             hears each event's accepted multiplier. None: the preset's (``StepScale()`` in the default preset; none,
             the base lr as given, in ``"effopd"``); ``StepScale(high=1)`` keeps the base lr fixed.
+        guard: a :class:`~effopt.Guard`: a second probe (what post-training must keep) that no accepted move may
+            push more than its budget past its value at the first event. None (the default): no guard.
         tolerance: a candidate counts as better only if it beats the best score by more than this, in the probe's
             units (default 0: strict improvement, as published). Guards against accepting noise.
         anchor_device: keep anchors on this device (e.g. ``"cpu"`` for large models); default: the parameter's.
         foreach: use the grouped ``torch._foreach_*`` kernels (default) or a plain per-tensor loop (``False``).
 
     Every event appends a dict to :attr:`events`: ``step``, ``multipliers`` and ``values`` (each point probed, in
-    order, the baseline ``m = 1`` first; values in the probe's own units), ``accepted``, ``seconds``, ``reason``
+    order, the baseline ``m = 1`` first; values in the probe's own units), ``guard`` (the guard's ``[m, value]``
+    pairs, in order; empty without a guard), ``accepted``, ``seconds``, ``reason``
     (empty, or why the event ended at ``m = 1``) and ``stability``: the cosine between this event's accumulated update
     and the previous event's (None at the first event, and after a ``load_state_dict``), estimated on a fixed sample
     of about ``SKETCH_NUMEL`` coordinates per tensor. Near 1, the update keeps its direction from window to window,
@@ -128,6 +133,7 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         search: Callable | None = None,
         direction: Callable | None = None,
         step_scale=None,
+        guard: Guard | None = None,
         tolerance: float = 0.0,
         anchor_device: torch.device | str | None = None,
         foreach: bool = True,
@@ -162,6 +168,11 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         if self.step_scale is not None and not hasattr(self.step_scale, "factor"):
             raise TypeError(f"step_scale: expected an object with a `factor` (e.g. effopt.StepScale()), got "
                             f"{type(self.step_scale).__name__}")
+        if guard is not None and not (callable(guard) and hasattr(guard, "reference") and hasattr(guard, "probe")):
+            raise TypeError(f"guard: expected an effopt.Guard, got {type(guard).__name__}")
+        if guard is not None and probe is None:
+            raise ValueError("probe: a guard needs the main probe too (a shortened move must still beat m = 1 on it)")
+        self.guard = guard
         if probe is None and getattr(self.search, "needs_probe", True):
             raise ValueError(f"probe: the search {self.search!r} calls a probe; pass probe= or a probe-free search")
 
@@ -249,7 +260,8 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         return loss
 
     def _stateful(self):
-        return [(SCHEDULE, self.schedule)] + ([(STEP_SCALE, self.step_scale)] if self.step_scale is not None else [])
+        pieces = [(SCHEDULE, self.schedule), (STEP_SCALE, self.step_scale), (GUARD, self.guard)]
+        return [(key, piece) for key, piece in pieces if piece is not None]
 
     def _scale_lrs(self) -> list:
         """Multiplies the selected groups' lr by the step scale's factor; returns (group, lr as it was) to restore."""
@@ -330,8 +342,8 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
                 anchors.append(state[ANCHOR])
             elif param not in self._pending:  # swapped in after the last snapshot: anchored from here on
                 self._pending[param] = self._snapshot(param)
-        record = {"step": step, "multipliers": [], "values": [], "accepted": 1.0, "seconds": 0.0, "reason": "",
-                  "stability": None}
+        record = {"step": step, "multipliers": [], "values": [], "guard": [], "accepted": 1.0, "seconds": 0.0,
+                  "reason": "", "stability": None}
         self.events.append(record)
         if not params:
             record["reason"] = "no selected parameter has been updated yet"
@@ -340,9 +352,13 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         record["stability"] = self._stability(params, anchors)
         line = _Line(self, params, anchors, step, record)
         try:
+            if self.guard is not None and self.guard.reference is None:
+                self.guard.reference = line.guard_value()
             accepted = float(self.search(line))
             if not (math.isfinite(accepted) and accepted > 0):
                 raise ValueError(f"search: returned multiplier {accepted!r}; expected a positive finite number")
+            if self.guard is not None and accepted != 1.0:
+                accepted = float(self.guard(line, accepted))
             line.finish(accepted)
         except _Abort as abort:
             record["reason"] = str(abort)
@@ -474,17 +490,35 @@ class _Line:
             raise _Abort(f"non-finite weights at multiplier {m}")
         return self._probe()
 
+    def guard(self, m: float) -> float:
+        """Move the weights to ``theta(m)`` and return the guard's score there (lower is better)."""
+        self._move(float(m))
+        if _any_rank(not self._finite()):
+            raise _Abort(f"non-finite weights at multiplier {m}")
+        return self.opt.guard.score(self.guard_value())
+
+    def guard_value(self) -> float:
+        """The guard probe's value where the weights are now, in its own units."""
+        value = self._call(self.opt.guard.probe)
+        self.record["guard"].append([self.m, value])
+        if not math.isfinite(value):
+            raise _Abort(f"non-finite guard value {value} at multiplier {self.m}")
+        return value
+
     def _probe(self) -> float:
-        self.probing = True
-        with _evaluating(self.opt.model or ()):
-            value = float(self.opt.probe())
-        self.probing = False
-        value = _mean_over_ranks(value)
+        value = self._call(self.opt.probe)
         self.record["multipliers"].append(self.m)
         self.record["values"].append(value)
         if not math.isfinite(value):
             raise _Abort(f"non-finite probe value {value} at multiplier {self.m}")
         return value if self.opt.mode == "min" else -value
+
+    def _call(self, probe: Callable[[], float]) -> float:
+        self.probing = True
+        with _evaluating(self.opt.model or ()):
+            value = float(probe())
+        self.probing = False
+        return _mean_over_ranks(value)
 
     def _move(self, m: float) -> None:
         if m == self.m:

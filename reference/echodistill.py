@@ -449,7 +449,9 @@ def make_probes(model: AudioLM, task: Task, snr: int) -> dict:
     Neither probe is GSR: GSR is maximised by a model that ignores its audio (the same answer on noisy and clean
     input), and a step-size search that maximises it finds such points (seen with the paper's rule here: GSR up,
     accuracy down). "loss" asks the student to match the clean teacher on noisy *and* clean audio, and "accuracy"
-    is Acc (the target answer) at `snr`; both are high only for a model that is robust and still right.
+    is Acc (the target answer) at `snr`; both are high only for a model that is robust and still right. "drift",
+    the clean half of "loss" alone, is the KL to the start (the teacher is the student's start) on clean audio: a
+    guard's probe (effopt.Guard) for the skill the post-training may erode.
     """
     split = task.splits["probe"]
 
@@ -462,7 +464,11 @@ def make_probes(model: AudioLM, task: Task, snr: int) -> dict:
             noisy = decode(model.generate(split["noisy"][:, audio.SNRS.index(snr)], split["question"]))
         return sum(a == b for a, b in zip(noisy, split["answer_text"])) / len(noisy)
 
-    return {"loss": (loss, "min"), "accuracy": (accuracy, "max")}
+    def drift() -> float:  # KL(teacher clean || student clean)
+        with evaluating(model):
+            return distill_loss(model, split, None)
+
+    return {"loss": (loss, "min"), "accuracy": (accuracy, "max"), "drift": (drift, "min")}
 
 
 # -------------------------------------------------------------------------------------------------- train

@@ -409,6 +409,7 @@ class Task:
     probe_targets: TeacherTargets  # the loss probe's fixed sequences (probe_loss prompts)
     eval_targets: TeacherTargets  # the objective's (eval prompts: held out from every probe)
     skill_start_logp: torch.Tensor  # the student's start's log-probs on the skill_eval answers, (N, T, V)
+    skill_targets: TeacherTargets  # the student's start's own greedy answers on skill_dev: what the guard's drift reads
 
 
 def prepare(cfg: OPDConfig, progress: bool = True) -> Task:
@@ -464,8 +465,9 @@ def prepare(cfg: OPDConfig, progress: bool = True) -> Task:
         start.load_state_dict(student_state)
         start.eval()
         skill_start_logp = log_probs(start, data["skill_eval"].prompt_ids, data["skill_eval"].answer_ids)
+        skill_targets = TeacherTargets.of(start, data["skill_dev"])
     return Task(cfg.size, cfg.regime, cfg.task_seed, cfg.device, build_tokenizer(), data, teacher, size.student,
-                student_state, teacher_metric, probe_targets, eval_targets, skill_start_logp)
+                student_state, teacher_metric, probe_targets, eval_targets, skill_start_logp, skill_targets)
 
 
 def retention(task: Task, model) -> dict:
@@ -482,13 +484,16 @@ def retention(task: Task, model) -> dict:
 
 
 def make_probes(task: Task, student, seed: int = 1234) -> Probes:
-    """{"loss": (validation reverse KL, "min"), "accuracy": (sampled validation accuracy, "max")}.
+    """{"loss": (validation reverse KL, "min"), "accuracy": (sampled validation accuracy, "max"), "drift": (KL to the
+    start on the retained skill, "min")}.
 
     loss: KL(student || teacher) over the full vocabulary, teacher-forced on the fixed probe sequences (the teacher's
         greedy answers to the probe_loss prompts), averaged over their tokens: cheap, smooth, deterministic.
     accuracy: exact match of one sample per probe_accuracy prompt (about 50) at temperature 1, the paper's signal:
         noisy. Its samples come from a forked RNG seeded with `seed`: deterministic given the weights, and the
         training RNG stream is left untouched.
+    drift: KL(student || start) on the retained skill, teacher-forced on the start's own greedy answers to the
+        skill_dev prompts (disjoint from skill_eval, which `retention` reads): a guard's probe (effopt.Guard).
     Both run in eval mode and restore the mode they found.
     """
     cuda = [torch.device(task.device).index or 0] if torch.device(task.device).type == "cuda" else []
@@ -502,7 +507,11 @@ def make_probes(task: Task, student, seed: int = 1234) -> Probes:
             torch.manual_seed(seed)
             return exact_match(student, task.data["probe_accuracy"], sample=True)
 
-    return {"loss": (loss, "min"), "accuracy": (accuracy, "max")}
+    def drift() -> float:
+        with evaluating(student):
+            return task.skill_targets.reverse_kl(student)
+
+    return {"loss": (loss, "min"), "accuracy": (accuracy, "max"), "drift": (drift, "min")}
 
 
 # ----------------------------------------------------------------------------------------------------------------------

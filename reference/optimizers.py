@@ -2,7 +2,8 @@
 
 Every loop calls `build_optimizer(name, model, lr, probes)`, so a loop runs the bare optimizer, effopt and the peers
 with one code path. `probes` maps a probe name to `(callable, mode)`: the loops offer "loss" (a smooth validation loss,
-mode "min") and "accuracy" (the paper's sampled validation accuracy, mode "max").
+mode "min") and "accuracy" (the paper's sampled validation accuracy, mode "max"); the post-training loops also offer
+"drift" (the KL to the starting model on held-out data of the skill it must keep), which "effopt-guard" guards.
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ from typing import Callable
 
 import torch
 
-from effopt import Backoff, ExtrapolatingOptimizer, Fixed, LowRank, PowersOfTwo, StepScale
+from effopt import Backoff, ExtrapolatingOptimizer, Fixed, Guard, LowRank, PowersOfTwo, StepScale
 
 Probes = dict[str, tuple[Callable[[], float], str]]
+#: effopt-guard's budget: no extrapolation may take the "drift" probe (KL to the start on the retained skill, nats per
+#: token) more than this past its value at the first event. One value for every task, not tuned: a small KL.
+GUARD_BUDGET = 0.05
 
 
 def _adamw(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
@@ -23,6 +27,12 @@ def _adamw(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
 def _effopt(model, lr, probes, probe_name="loss", **kwargs):
     probe, mode = probes[probe_name]
     return ExtrapolatingOptimizer(_adamw(model, lr), probe=probe, mode=mode, **kwargs)
+
+
+def _guard(probes) -> Guard:
+    if "drift" not in probes:
+        raise ValueError(f"optimizer: effopt-guard needs a 'drift' probe; this loop offers {sorted(probes)}")
+    return Guard(probes["drift"][0], budget=GUARD_BUDGET)
 
 
 def _lookahead(model, lr, probes):
@@ -61,6 +71,9 @@ BUILDERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "effopt-quadratic": lambda model, lr, probes: _effopt(model, lr, probes, schedule=PowersOfTwo(),
                                                           step_scale=StepScale(high=1.0)),
     "effopt-noscale": lambda model, lr, probes: _effopt(model, lr, probes, step_scale=StepScale(high=1.0)),
+    # The default with a guard: fast, but no move may spend more than GUARD_BUDGET of KL to the start on the retained
+    # skill. Only for loops with a "drift" probe.
+    "effopt-guard": lambda model, lr, probes: _effopt(model, lr, probes, guard=_guard(probes)),
     # Events twice as often while they move by more than 1.5x: more gain in post-training, more probe cost elsewhere.
     "effopt-backoff5": lambda model, lr, probes: _effopt(model, lr, probes, schedule=Backoff(5, pays_above=1.5)),
     # The default with the update denoised: each matrix's update projected on its top singular direction.

@@ -51,13 +51,13 @@ def cross_entropy(model, split: opd.Split, rows: torch.Tensor | None = None) -> 
 
 
 def make_probes(task: opd.Task, model) -> Probes:
-    """"loss": cross-entropy on the probe_loss split; "accuracy": OPD's sampled accuracy on the probe_accuracy split."""
+    """"loss": cross-entropy on the probe_loss split; "accuracy" and "drift" as in OPD (reference.opd.make_probes)."""
 
     def loss() -> float:
         with evaluating(model):
             return cross_entropy(model, task.data["probe_loss"]).item()
 
-    return {"loss": (loss, "min"), "accuracy": opd.make_probes(task, model)["accuracy"]}
+    return {**opd.make_probes(task, model), "loss": (loss, "min")}
 
 
 def train(cfg: SFTConfig, make_optimizer: Callable | None = None, task: opd.Task | None = None,

@@ -1,5 +1,6 @@
 """The EchoDistill reference loop: the noise mixer, the reward, and the loop end to end at tiny size."""
 
+import copy
 import json
 import math
 
@@ -94,6 +95,16 @@ def test_loop_end_to_end_at_tiny_size(tmp_path, monkeypatch):
         assert isinstance(value, float) and value == probe()
         assert model.training
     assert torch.equal(rng_state, torch.get_rng_state())
+    start = copy.deepcopy(task.teacher).train()  # the guard's drift is the KL to the start: 0 there, > 0 after steps
+    assert echodistill.make_probes(start, task, cfg.strong_snr)["drift"][0]() == pytest.approx(0.0, abs=1e-6)
+    assert seen["probes"]["drift"][0]() > 1e-6
+
+    # effopt with a guard on that drift: the reference is read at the first event, and every move is checked
+    guarded = echodistill.train(EchoConfig(size="tiny", steps=3, eval_every=3, group_size=4, batch_size=4,
+                                           optimizer="effopt-guard", final_all_snrs=False), task=task, progress=False)
+    first = guarded["events"][0]
+    assert first["guard"][0][0] == 1.0
+    assert all(e["accepted"] == 1.0 or e["guard"] for e in guarded["events"])
 
     # same seed, same optimizer: the same curve; the ablations and the published bonus run
     again = echodistill.train(cfg, make_optimizer=make_optimizer, task=task, progress=False)

@@ -38,7 +38,7 @@ def test_runs_end_to_end_and_reuses_the_cache(cache):
         return torch.optim.AdamW(model.parameters(), lr=1e-3)
 
     result = opd.train(cfg, make_optimizer=make_optimizer, task=task, progress=False)
-    assert set(seen) == {"loss", "accuracy"} and seen["loss"][1] == "min" and seen["accuracy"][1] == "max"
+    assert {name: mode for name, (_, mode) in seen.items()} == {"loss": "min", "accuracy": "max", "drift": "min"}
     assert [point["step"] for point in result["curve"]] == [0, 2, 4]
     assert result["curve"][0]["loss"] is None
     for point in result["curve"]:
@@ -145,12 +145,14 @@ def test_the_retained_skill_is_learnt_and_held_out(cache):
     student = opd.build_model(task.student_spec)
     student.load_state_dict(task.student_state)
     student.eval()
+    guarded = opd.make_probes(task, student)["drift"][0]  # the guard's drift, on skill_dev
     with torch.no_grad():
         start = opd.retention(task, student)
         assert start["drift"] == pytest.approx(0.0, abs=1e-6)  # KL of the start to itself
+        assert guarded() == pytest.approx(0.0, abs=1e-6)
         for p in student.parameters():
             p.add_(torch.randn_like(p) * 0.05)
-        assert opd.retention(task, student)["drift"] > 1e-4
+        assert opd.retention(task, student)["drift"] > 1e-4 and guarded() > 1e-4
 
 
 def test_grpo_rewards_exact_answers_and_pushes_towards_them(cache):

@@ -19,6 +19,7 @@ from effopt import (
     ExtrapolationWarning,
     Fixed,
     Greedy,
+    Guard,
     LowRank,
     Never,
     ProbeError,
@@ -828,6 +829,14 @@ def test_bad_input_is_named():
         (TypeError, "step_scale", lambda: ExtrapolatingOptimizer(adamw(), probe, step_scale=2.0)),
         (ValueError, "low, high", lambda: StepScale(low=2.0)),
         (ValueError, "start", lambda: StepScale(start=0)),
+        (TypeError, "probe", lambda: Guard(3.0, budget=0.1)),
+        (ValueError, "budget", lambda: Guard(probe, budget=-0.1)),
+        (ValueError, "budget", lambda: Guard(probe, budget=float("inf"))),
+        (ValueError, "mode", lambda: Guard(probe, budget=0.1, mode="up")),
+        (ValueError, "shrink", lambda: Guard(probe, budget=0.1, shrink=-1)),
+        (TypeError, "guard", lambda: ExtrapolatingOptimizer(adamw(), probe, guard=probe)),
+        (ValueError, "probe: a guard needs the main probe",
+         lambda: ExtrapolatingOptimizer(adamw(), search=Fixed(), guard=Guard(probe, budget=0.1))),
     ]
     for error, name, make in cases:
         with pytest.raises(error, match=name):
@@ -894,3 +903,97 @@ def test_step_scale_hears_every_event_and_lands_in_the_checkpoint():
         expected = max(expected * event["accepted"] ** 0.5, 1.0)
     assert opt.step_scale.factor == pytest.approx(expected) and len(opt.events) == 3
     assert opt.state_dict()["param_groups"][0]["effopt_step_scale"] == {"factor": opt.step_scale.factor}
+
+
+# --- A guard ----------------------------------------------------------------------------------------------------------
+
+
+def guarded_line(budget, mode="min", shrink=2, main=None):
+    """One SGD step from theta = 0 to theta_1 = 0.1 (so theta(m) = 0.1 m); the main probe's minimum is at m = 4.2 and
+    the guard reads theta itself (or -theta in mode "max"): a drift that grows with m."""
+    theta = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    probe = main or (lambda: (theta.item() / 0.1 - 4.2) ** 2)
+    sign = 1.0 if mode == "min" else -1.0
+    guard = Guard(lambda: sign * theta.item(), budget=budget, mode=mode, shrink=shrink)
+    opt = ExtrapolatingOptimizer(torch.optim.SGD([theta], lr=0.1), probe=probe, schedule=lambda s: s == 1,
+                                 guard=guard)
+    theta.grad = -torch.ones(1, dtype=torch.float64)
+    opt.step()
+    return theta, opt
+
+
+@pytest.mark.parametrize("mode", ["min", "max"])
+def test_a_guard_halves_a_move_that_would_spend_more_than_its_budget(mode):
+    theta, opt = guarded_line(budget=0.2, mode=mode)  # reference 0.1 (m = 1): the guard allows theta <= 0.3
+    event = opt.events[0]
+    assert opt.guard.reference == pytest.approx(0.1 if mode == "min" else -0.1)
+    assert [m for m, _ in event["guard"]] == [1.0, pytest.approx(4.2), pytest.approx(2.6)]  # 0.42 > 0.3, 0.26 fits
+    assert event["accepted"] == pytest.approx(2.6) and theta.item() == pytest.approx(0.26)
+    assert event["multipliers"][-1] == pytest.approx(2.6)  # the shortened move was checked on the main probe too
+
+
+def test_a_guard_without_budget_refuses_every_move_and_restores_the_base_step_exactly():
+    theta, opt = guarded_line(budget=0.0)
+    assert [m for m, _ in opt.events[0]["guard"]] == [1.0, pytest.approx(4.2), pytest.approx(2.6), pytest.approx(1.8)]
+    assert opt.events[0]["accepted"] == 1.0 and theta.item() == 0.1  # bit for bit where SGD left it
+    assert opt.state[theta][ANCHOR].item() == 0.1
+
+
+def test_a_shortened_move_must_still_beat_the_base_step_on_the_main_probe():
+    # Main probe: only m = 4.2 and beyond improve on m = 1 (a narrow valley); halving to 2.6 is worse than m = 1.
+    theta_box = []
+    main = lambda: 0.0 if theta_box[0].item() > 0.4 else 1.0 + theta_box[0].item()  # noqa: E731
+    theta = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    theta_box.append(theta)
+    opt = ExtrapolatingOptimizer(torch.optim.SGD([theta], lr=0.1), probe=main, schedule=lambda s: s == 1,
+                                 search=lambda line: 4.2 if line.improves(line.value(4.2), line.value(1.0)) else 1.0,
+                                 guard=Guard(lambda: theta.item(), budget=0.2))
+    theta.grad = -torch.ones(1, dtype=torch.float64)
+    opt.step()
+    assert opt.events[0]["accepted"] == 1.0 and theta.item() == 0.1
+    assert len(opt.events[0]["guard"]) == 2  # the reference and m = 4.2; no guard call at a point the probe refused
+
+
+def test_the_guard_reference_is_read_once_and_lands_in_the_checkpoint():
+    model = make_model()
+    drift = []
+
+    def guard_probe():
+        drift.append(1)
+        return loss_of(model, TOKENS, TARGETS).item()
+
+    opt = make_wrapped(model, schedule=Every(2), guard=Guard(guard_probe, budget=10.0))
+    train(model, opt, 6)
+    reference = opt.guard.reference
+    assert opt.events[0]["guard"][0] == [1.0, reference]
+    assert all(e["guard"][0][0] != 1.0 for e in opt.events[1:] if e["guard"])  # no further reference reads
+    assert opt.state_dict()["param_groups"][0]["effopt_guard"] == {"reference": reference}
+    resumed = make_wrapped(make_model(), schedule=Every(2), guard=Guard(guard_probe, budget=10.0))
+    resumed.load_state_dict(opt.state_dict())
+    assert resumed.guard.reference == reference
+
+
+def test_a_raising_guard_restores_the_base_step_and_names_the_step():
+    calls = []
+
+    def guard_probe():
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyError("retained set missing")
+        return 0.0
+
+    main = []
+    improving = lambda: main.append(1) or -float(len(main))  # noqa: E731  (every candidate beats the last)
+    model, opt, twin, bare = twin_runs(improving, guard=Guard(guard_probe, budget=1.0))
+    with pytest.raises(ProbeError, match="after step 3") as info:
+        train(model, opt, 3)
+    assert isinstance(info.value.__cause__, KeyError)
+    assert_same_tensors(weights(model), weights(twin))
+    assert_same_tensors(base_state(opt), bare.state_dict()["state"])
+
+
+def test_without_a_guard_events_record_no_guard_values():
+    model = make_model()
+    opt = make_wrapped(model)
+    train(model, opt, 8)
+    assert opt.events and all(e["guard"] == [] for e in opt.events)
