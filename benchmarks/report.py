@@ -190,7 +190,8 @@ def stability_table(runs: list[dict], summary: dict) -> list[str]:
         "|---|---|---:|---:|",
         *rows,
         "",
-        f"Spearman rank correlation over these {len(rows)} tasks: {_fmt(rho, 2)} (few tasks: a hint, not a test).",
+        f"Spearman rank correlation over these {len(rows)} tasks: "
+        + (f"{rho:.2f} (few tasks: a hint, not a test)." if rho is not None else "n/a (it needs three tasks that vary)."),
         "",
     ]
 

@@ -24,6 +24,11 @@ from typing import Callable
 MODE = os.environ.get("EFFOPT_BENCH_MODE", "quick")
 if MODE not in ("quick", "full", "smoke"):
     raise ValueError(f"EFFOPT_BENCH_MODE: expected 'quick', 'full' or 'smoke', got {MODE!r}")
+_SEEDS = os.environ.get("EFFOPT_BENCH_SEEDS", "3")
+if not _SEEDS.isdigit() or int(_SEEDS) < 1:
+    raise ValueError(f"EFFOPT_BENCH_SEEDS: expected a positive int (the seeds of every quick and full task), got "
+                     f"{_SEEDS!r}")
+SEEDS = tuple(range(int(_SEEDS)))  #: seeds 0, 1, ... of every task in the quick and full modes (default 3)
 
 BASELINE, TUNED = "adamw", "adamw-tuned"
 #: What a user would pick instead of the baseline (the race's headline, on every seed), and effopt's rows: the default
@@ -131,7 +136,7 @@ def tasks(mode: str = MODE) -> list[Task]:
         return [Task("classic", "from scratch", _classic(40), lambda: None, 3e-3, "MLP from scratch, 40 steps",
                      seeds=(0, 1), others=(), headline=(BASELINE, TUNED, "effopt", "effopt-tuned"), grid=(3,))]
     full = mode == "full"
-    seeds = (0, 1, 2)
+    seeds = SEEDS
     size = "gpu" if full else "quick"
     steps = 600 if full else 300
     near = "capable student (about 60% exact match) that also knows a second skill (reversal, about 99%), small lr"

@@ -14,7 +14,7 @@ import torch
 
 from effopt import ANCHOR, ExtrapolatingOptimizer, Fixed, Never
 from benchmarks.tasks import MODE
-from effopt.optimizer import _Line
+from effopt._line import _Line
 
 SIZES = {  # name: (width, layers): stacks of square Linear layers
     "0.3M params": (128, 16),

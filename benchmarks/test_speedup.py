@@ -46,9 +46,9 @@ def _multiple(task, method: str, seed: int) -> tuple[float, str | None]:
     return 1.0, None
 
 
-def _line(done: int, info: dict, baseline: dict | None) -> str:
+def _line(done: int, total: int, info: dict, baseline: dict | None) -> str:
     elapsed = time.perf_counter() - STARTED
-    left = elapsed / done * (len(CASES) - done)
+    left = elapsed / done * (total - done)
     reach = "target: n/a"
     if baseline is not None:
         goal = yardstick.target(baseline["curve"], "metric")
@@ -56,7 +56,7 @@ def _line(done: int, info: dict, baseline: dict | None) -> str:
         reach = "never reaches the target" if steps is None else f"target at step {steps} ({seconds:.1f} s)"
     retained = yardstick.tail(info["curve"], "retained")
     kept = "" if retained is None else f", retained {retained:.3f}"
-    return (f"[{done}/{len(CASES)} {elapsed / 60:.1f} min, ~{left / 60:.0f} min left] {info['task']} seed "
+    return (f"[{done}/{total} {elapsed / 60:.1f} min, ~{left / 60:.0f} min left] {info['task']} seed "
             f"{info['seed']} {info['method']} (lr {lr_text(info['lr'])}): {reach}, final "
             f"{yardstick.tail(info['curve'], 'metric'):.3f}{kept}; {info['run_seconds']:.0f} s")
 
@@ -99,6 +99,7 @@ def test_speedup(benchmark, request, name, method, seed):
     benchmark.extra_info.update(info)
     RUNS[(task.name, method, seed)] = dict(info, result=result)
     baseline = RUNS.get((task.name, BASELINE, seed))
-    request.node.user_properties.append(("progress", _line(len(RUNS), info, baseline)))
+    total = sum(item.originalname == "test_speedup" for item in request.session.items)  # those selected (-k)
+    request.node.user_properties.append(("progress", _line(len(RUNS), total, info, baseline)))
     assert math.isfinite(result["final_metric"])
     assert result["curve"][0]["step"] == 0 and len(result["curve"]) > 1

@@ -25,7 +25,8 @@ from collections.abc import Callable
 
 import torch
 
-from .optimizer import ExtrapolatingOptimizer, _evaluating, _reshard
+from ._line import _evaluating, _reshard
+from .optimizer import ExtrapolatingOptimizer
 
 __all__ = ["EffoptCallback", "event_metrics", "extrapolating", "reshard_after",  # noqa: F822 (EffoptCallback: lazy)
            "unwrap_optimizer"]

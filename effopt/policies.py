@@ -87,10 +87,10 @@ class Backoff:
     """Events that come often while extrapolation pays and back off while it does not.
 
     The wait between events doubles after every event (1, 2, 4, 8, ... as in :class:`PowersOfTwo`); while events
-    accept a move forward (multiplier > ``pays_above``) it is capped at ``interval``, so a run where extrapolation pays gets an
-    event every ``interval`` steps; after an event that accepts nothing it may keep doubling up to ``max_interval``, so
-    a run where it does not pay spends few probe calls. The wrapper reports each event through ``observe`` and keeps
-    ``state_dict()`` in its checkpoint.
+    accept a move forward (multiplier > ``pays_above``) it is capped at ``interval``, so a run where extrapolation
+    pays gets an event every ``interval`` steps; after an event that accepts nothing it may keep doubling up to
+    ``max_interval``, so a run where it does not pay spends few probe calls. The wrapper reports each event through
+    ``observe`` and keeps ``state_dict()`` in its checkpoint.
 
     Args:
         interval: the shortest wait once the first events are past (default 10).

@@ -908,11 +908,11 @@ def test_step_scale_hears_every_event_and_lands_in_the_checkpoint():
 # --- A guard ----------------------------------------------------------------------------------------------------------
 
 
-def guarded_line(budget, mode="min", shrink=2, main=None):
+def guarded_line(budget, mode="min", shrink=2):
     """One SGD step from theta = 0 to theta_1 = 0.1 (so theta(m) = 0.1 m); the main probe's minimum is at m = 4.2 and
     the guard reads theta itself (or -theta in mode "max"): a drift that grows with m."""
     theta = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
-    probe = main or (lambda: (theta.item() / 0.1 - 4.2) ** 2)
+    probe = lambda: (theta.item() / 0.1 - 4.2) ** 2  # noqa: E731
     sign = 1.0 if mode == "min" else -1.0
     guard = Guard(lambda: sign * theta.item(), budget=budget, mode=mode, shrink=shrink)
     opt = ExtrapolatingOptimizer(torch.optim.SGD([theta], lr=0.1), probe=probe, schedule=lambda s: s == 1,

@@ -1,0 +1,262 @@
+"""The line of one event: the selected weights moved in place along ``theta(m) = theta_1 + (m - 1) * delta``, the
+probe and guard read at each point, and the helpers that make that safe (eval mode, FSDP2 resharding, ranks).
+
+Internal: :class:`effopt.ExtrapolatingOptimizer` builds one :class:`_Line` per event and hands it to the search.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import torch
+import torch.distributed as dist
+
+if TYPE_CHECKING:
+    from .optimizer import ExtrapolatingOptimizer
+
+CHUNK_NUMEL = 1 << 25  #: the first move of an event holds a transient delta of at most this many elements
+
+
+class _Abort(Exception):
+    """Ends an event early at m = 1 (a non-finite probe value or non-finite weights)."""
+
+
+def _roots(model: torch.nn.Module | Sequence[torch.nn.Module]) -> Sequence[torch.nn.Module]:
+    return (model,) if isinstance(model, torch.nn.Module) else model
+
+
+def _submodules(model: torch.nn.Module | Sequence[torch.nn.Module]) -> dict:
+    """Every distinct module in ``model`` (one module or several), in order, each once."""
+    return dict.fromkeys(m for root in _roots(model) for m in root.modules())
+
+
+def _reshard(model: torch.nn.Module | Sequence[torch.nn.Module]) -> None:
+    """Reshards every FSDP2 module in ``model``: one with a ``reshard`` method, as ``FSDPModule`` has. FSDP2 keeps
+    the root's parameters gathered after a forward without gradients and reuses them in the next forward, so without
+    this a probe after a move would see the weights of the previous one."""
+    for module in _submodules(model):
+        if callable(getattr(type(module), "reshard", None)):  # the class's: a submodule named "reshard" does not count
+            module.reshard()
+
+
+@contextlib.contextmanager
+def _evaluating(model: torch.nn.Module | Sequence[torch.nn.Module]):
+    """``model`` in eval mode; afterwards each submodule's own ``training`` flag back (a model can be partly in eval
+    mode, e.g. frozen dropout) and FSDP2 modules resharded, whatever the body did or raised."""
+    modes = {module: module.training for module in _submodules(model)}
+    try:
+        for root in _roots(model):
+            root.eval()
+        yield
+    finally:
+        for module, training in modes.items():
+            module.training = training
+        _reshard(model)
+
+
+class _Line:
+    """The selected weights on the line ``theta(m) = theta_1 + (m - 1) * delta`` during one event."""
+
+    def __init__(self, opt: ExtrapolatingOptimizer, params, anchors, step: int, record: dict) -> None:
+        self.opt, self.step, self.record = opt, step, record
+        self.m = 1.0  # where the weights are now
+        self.swapped = 0  # chunks whose anchor buffer already holds theta_1
+        self.baseline: float | None = None
+        self.probing = False
+        self.ops = _ForeachOps if opt.foreach else _LoopOps
+        groups: dict[tuple, tuple[list, list]] = {}
+        for p, a in zip(params, anchors):
+            groups.setdefault((p.device, p.dtype), ([], []))
+            groups[(p.device, p.dtype)][0].append(_local(p))
+            groups[(p.device, p.dtype)][1].append(_local(a))
+        self.chunks = [chunk for ps, xs in groups.values() for chunk in _chunked(ps, xs)]
+
+    def improves(self, score: float, best: float) -> bool:
+        """Whether ``score`` beats ``best`` by more than the tolerance (scores: lower is better)."""
+        return score < best - self.opt.tolerance
+
+    def value(self, m: float) -> float:
+        """Move the weights to ``theta(m)`` and return the probe's score there (lower is better)."""
+        m = float(m)
+        if not (math.isfinite(m) and m > 0):
+            raise ValueError(f"search: asked for multiplier {m!r}; expected a positive finite number")
+        if self.baseline is None:
+            self.baseline = self._probe()
+        if m == 1.0:
+            return self.baseline
+        self._move(m)
+        if _any_rank(not self._finite()):
+            raise _Abort(f"non-finite weights at multiplier {m}")
+        return self._probe()
+
+    def guard(self, m: float) -> float:
+        """Move the weights to ``theta(m)`` and return the guard's score there (lower is better)."""
+        self._move(float(m))
+        if _any_rank(not self._finite()):
+            raise _Abort(f"non-finite weights at multiplier {m}")
+        return self.opt.guard.score(self.guard_value())
+
+    def guard_value(self) -> float:
+        """The guard probe's value where the weights are now, in its own units."""
+        value = self._call(self.opt.guard.probe)
+        self.record["guard"].append([self.m, value])
+        if not math.isfinite(value):
+            raise _Abort(f"non-finite guard value {value} at multiplier {self.m}")
+        return value
+
+    def _probe(self) -> float:
+        value = self._call(self.opt.probe)
+        self.record["multipliers"].append(self.m)
+        self.record["values"].append(value)
+        if not math.isfinite(value):
+            raise _Abort(f"non-finite probe value {value} at multiplier {self.m}")
+        return value if self.opt.mode == "min" else -value
+
+    def _call(self, probe: Callable[[], float]) -> float:
+        self.probing = True
+        with _evaluating(self.opt.model or ()):
+            value = float(probe())
+        self.probing = False
+        return _mean_over_ranks(value)
+
+    def _move(self, m: float) -> None:
+        if m == self.m:
+            return
+        if self.m == 1.0 and self.swapped:
+            raise RuntimeError("search: the line cannot leave m = 1 once it has returned there")
+        if self.m == 1.0:
+            for ps, xs in self.chunks:  # delta = P - A; A <- P (= theta_1); P += (m - 1) * delta
+                delta = self.ops.sub(ps, self._staged(ps, xs))
+                self.opt.direction(delta, self.step)
+                self.ops.copy_(xs, ps)
+                self.ops.add_(ps, delta, m - 1.0)
+                self.swapped += 1
+        else:
+            weight = 1.0 - (m - 1.0) / (self.m - 1.0)  # P <- theta_1 + w' (P - theta_1), as lerp(P, theta_1, 1 - w')
+            for ps, xs in self.chunks:
+                self.ops.lerp_(ps, self._staged(ps, xs), weight)
+        self.m = m
+
+    def _staged(self, ps: list, xs: list) -> list:
+        """The anchors on their parameters' device (a copy per chunk only when anchors are offloaded)."""
+        if self.opt.anchor_device is None:
+            return xs
+        return [x.to(p.device, non_blocking=True) for p, x in zip(ps, xs)]
+
+    def _finite(self) -> bool:
+        return all(self.ops.finite(ps) for ps, _ in self.chunks)
+
+    def finish(self, m: float) -> None:
+        """End the event at ``theta(m)`` (``m = 1``: exactly the base step's weights); the anchor moves there."""
+        self.probing = False
+        if m != 1.0 and m != self.m:
+            self._move(m)
+            if _any_rank(not self._finite()):
+                self.record["reason"] = f"non-finite weights at multiplier {m}"
+                m = 1.0
+        if m == 1.0:
+            for ps, xs in self.chunks[: self.swapped]:
+                self.ops.copy_(ps, xs)
+            self.m = 1.0
+        for ps, xs in self.chunks[self.swapped :] if m == 1.0 else self.chunks:
+            self.ops.copy_(xs, ps)
+
+
+def _local(t: torch.Tensor) -> torch.Tensor:
+    """The shard this rank holds of a DTensor (elementwise moves are shard-local), else the tensor itself."""
+    return t.to_local() if hasattr(t, "to_local") else t
+
+
+def _chunked(ps: list, xs: list):
+    chunk_p, chunk_x, size = [], [], 0
+    for p, x in zip(ps, xs):
+        if chunk_p and size + p.numel() > CHUNK_NUMEL:
+            yield chunk_p, chunk_x
+            chunk_p, chunk_x, size = [], [], 0
+        chunk_p.append(p)
+        chunk_x.append(x)
+        size += p.numel()
+    if chunk_p:
+        yield chunk_p, chunk_x
+
+
+class _ForeachOps:
+    """Grouped kernels over lists of same-device, same-dtype tensors."""
+
+    sub = staticmethod(torch._foreach_sub)
+
+    @staticmethod
+    def copy_(dst, src):
+        if dst[0].device == src[0].device:
+            torch._foreach_copy_(dst, src)
+        else:
+            for d, s in zip(dst, src):
+                d.copy_(s, non_blocking=True)
+
+    @staticmethod
+    def add_(dst, src, alpha):  # scales src in place: an alpha beyond the dtype's range gives inf, not an error
+        torch._foreach_mul_(src, alpha)
+        torch._foreach_add_(dst, src)
+
+    @staticmethod
+    def lerp_(dst, end, weight):
+        torch._foreach_lerp_(dst, end, weight)
+
+    @staticmethod
+    def finite(ts) -> bool:
+        ts = [t for t in ts if t.numel()]  # the inf-norm has no identity: an empty shard (FSDP2, uneven) would raise
+        return not ts or bool(torch.stack(torch._foreach_norm(ts, ord=math.inf)).isfinite().all())
+
+
+class _LoopOps:
+    """The same operations, one tensor at a time: the plain reference the foreach path is tested against."""
+
+    @staticmethod
+    def sub(a, b):
+        return [x - y for x, y in zip(a, b)]
+
+    @staticmethod
+    def copy_(dst, src):
+        for d, s in zip(dst, src):
+            d.copy_(s)
+
+    @staticmethod
+    def add_(dst, src, alpha):
+        for d, s in zip(dst, src):
+            d.add_(s.mul_(alpha))
+
+    @staticmethod
+    def lerp_(dst, end, weight):
+        for d, e in zip(dst, end):
+            d.lerp_(e, weight)
+
+    @staticmethod
+    def finite(ts) -> bool:
+        return all(bool(t.isfinite().all()) for t in ts)
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def _sum_over_ranks(values: list[float]) -> list[float]:
+    """Each value summed over ranks (gloo reduces on the CPU, NCCL on the current GPU); `values` where not
+    distributed."""
+    if not _distributed():
+        return values
+    device = "cpu" if dist.get_backend() == "gloo" else torch.cuda.current_device()
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def _mean_over_ranks(value: float) -> float:
+    """The probe value averaged over ranks, so every rank takes the same decisions."""
+    return _sum_over_ranks([value])[0] / (dist.get_world_size() if _distributed() else 1)
+
+
+def _any_rank(flag: bool) -> bool:
+    return _sum_over_ranks([float(flag)])[0] > 0
