@@ -131,13 +131,15 @@ def unwrap_optimizer(optimizer) -> ExtrapolatingOptimizer:
 
 def event_metrics(event: dict, prefix: str = "effopt/") -> dict[str, float]:
     """One event (an item of ``ExtrapolatingOptimizer.events``) as flat metrics for a logger: ``effopt/multiplier``
-    (the accepted one), ``effopt/probe_value`` (the probe's value there, in its own units), ``effopt/stability`` and
-    ``effopt/probe_seconds`` (the event's time). A figure that is unknown (no probe value at the accepted point, as
-    with a probe-free search; stability at the first event) or non-finite is left out: JSON loggers reject NaN."""
+    (the accepted one), ``effopt/probe_value`` (the probe's value there, in its own units), ``effopt/guard_value``
+    (the guard's, where a :class:`~effopt.Guard` read it there), ``effopt/stability`` and ``effopt/probe_seconds``
+    (the event's time). A figure that is unknown (no probe value at the accepted point, as with a probe-free search;
+    stability at the first event) or non-finite is left out: JSON loggers reject NaN."""
     accepted, probed = event["accepted"], event["multipliers"]
     value = event["values"][probed.index(accepted)] if accepted in probed else None
-    metrics = {"multiplier": accepted, "probe_value": value, "stability": event["stability"],
-               "probe_seconds": event["seconds"]}
+    guard = [v for m, v in event.get("guard", []) if m == accepted]
+    metrics = {"multiplier": accepted, "probe_value": value, "guard_value": guard[-1] if guard else None,
+               "stability": event["stability"], "probe_seconds": event["seconds"]}
     return {prefix + k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(v)}
 
 

@@ -221,6 +221,9 @@ def test_event_metrics_leave_out_what_is_unknown():
     assert event_metrics(probe_free, prefix="x/") == {"x/multiplier": 2.0, "x/probe_seconds": 0.25}
     nan_baseline = {**event, "multipliers": [1.0], "values": [math.nan], "accepted": 1.0}
     assert "effopt/probe_value" not in event_metrics(nan_baseline)
+    guarded = {**event, "guard": [[1.0, 0.01], [3.0, 0.2], [2.0, 0.04]]}  # the guard refused 3, kept 2
+    assert event_metrics(guarded)["effopt/guard_value"] == 0.04
+    assert "effopt/guard_value" not in event_metrics({**guarded, "guard": [[1.0, 0.01]]})
 
 
 def test_trl_grpo_trainer_with_effopt(monkeypatch, tmp_path):
