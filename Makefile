@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-.PHONY: test bench bench-full seeds foresight
+.PHONY: test bench bench-full heldout seeds foresight
 test: $(VENV)/.installed
 	$(PY) -m pytest tests/ -q
 
@@ -23,6 +23,13 @@ bench: $(VENV)/.installed
 bench-full: $(VENV)/.installed
 	EFFOPT_BENCH_MODE=full $(PY) -m pytest benchmarks/ -q --benchmark-quiet --benchmark-json=benchmarks/results/benchmark-full.json
 	$(PY) -m benchmarks.report benchmarks/results/benchmark-full.json
+
+# The held-out tasks (other lrs, another loss) at the quick sizes, reported on their own
+heldout: $(VENV)/.installed
+	mkdir -p benchmarks/results/heldout
+	EFFOPT_BENCH_MODE=heldout $(PY) -m pytest benchmarks/test_speedup.py -q --benchmark-quiet \
+		--benchmark-json=benchmarks/results/heldout/benchmark.json
+	$(PY) -m benchmarks.report benchmarks/results/heldout/benchmark.json --out benchmarks/results/heldout --no-readme
 
 # More seeds for one task's race, reported on their own: make seeds TASK=echodistill SEEDS=9
 TASK ?= echodistill

@@ -196,3 +196,13 @@ def test_full_mode_covers_the_race_on_three_seeds():
         assert set(HEADLINE) <= set(task.methods(1)) and task.grid == (3, 10, 30)
         first = task.methods(0)
         assert first.index("adamw-30x") < first.index("adamw-tuned") < first.index("effopt-tuned")
+
+
+def test_heldout_mode_runs_the_held_out_tasks_alone_at_the_quick_sizes():
+    from benchmarks.tasks import tasks
+
+    held_out = {t.name: t for t in tasks("heldout")}
+    full = {t.name: t for t in tasks("full")}
+    assert set(held_out) == set(full) - {t.name for t in tasks("quick")}
+    for name, task in held_out.items():
+        assert task.methods(0) == ["adamw", "effopt", "effopt-noscale"] and task.lr == full[name].lr
