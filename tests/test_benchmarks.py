@@ -206,3 +206,16 @@ def test_heldout_mode_runs_the_held_out_tasks_alone_at_the_quick_sizes():
     assert set(held_out) == set(full) - {t.name for t in tasks("quick")}
     for name, task in held_out.items():
         assert task.methods(0) == ["adamw", "effopt", "effopt-noscale"] and task.lr == full[name].lr
+
+
+def test_the_number_of_seeds_is_an_environment_setting_and_bad_values_are_named():
+    code = "from benchmarks.tasks import tasks; print(sorted({s for t in tasks('quick') for s in t.seeds}))"
+
+    def run(value):
+        env = dict(os.environ, EFFOPT_BENCH_SEEDS=value)
+        return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+
+    assert run("5").stdout.strip() == "[0, 1, 2, 3, 4]"
+    for bad in ("0", "three", "-1"):
+        failed = run(bad)
+        assert failed.returncode != 0 and "EFFOPT_BENCH_SEEDS: expected a positive int" in failed.stderr
