@@ -191,7 +191,8 @@ def stability_table(runs: list[dict], summary: dict) -> list[str]:
         *rows,
         "",
         f"Spearman rank correlation over these {len(rows)} tasks: "
-        + (f"{rho:.2f} (few tasks: a hint, not a test)." if rho is not None else "n/a (it needs three tasks that vary)."),
+        + (f"{rho:.2f} (few tasks: a hint, not a test)." if rho is not None
+           else "n/a (it needs three tasks that vary)."),
         "",
     ]
 
