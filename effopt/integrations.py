@@ -34,7 +34,7 @@ __all__ = ["EffoptCallback", "event_metrics", "extrapolating", "reshard_after", 
 #: The options of :class:`~effopt.ExtrapolatingOptimizer` that :func:`extrapolating` accepts.
 OPTIONS = tuple(name for name in inspect.signature(ExtrapolatingOptimizer.__init__).parameters if name not in
                 ("self", "optimizer"))
-_PIECES = ("schedule", "search", "direction")  # possibly stateful: each optimizer gets its own copy
+_PIECES = ("schedule", "search", "direction", "step_scale")  # possibly stateful: each optimizer gets its own copy
 
 
 class _ProbeNotSet:
@@ -62,7 +62,8 @@ def extrapolating(optimizer_cls: type[torch.optim.Optimizer] = torch.optim.AdamW
     Args:
         optimizer_cls: the base optimizer class (default ``torch.optim.AdamW``).
         options: the wrapper's keyword arguments (``probe``, ``model``, ``mode``, ``preset``, ``schedule``, ``search``,
-            ``direction``, ``tolerance``, ``anchor_device``, ``foreach``); the base optimizer's own (``lr``,
+            ``direction``, ``step_scale``, ``guard``, ``tolerance``, ``anchor_device``, ``foreach``); the base
+            optimizer's own (``lr``,
             ``weight_decay``, ...) go to the class when it is called. Without ``probe``, the optimizer's probe raises
             until one is set (see :class:`EffoptCallback`).
 
@@ -72,7 +73,8 @@ def extrapolating(optimizer_cls: type[torch.optim.Optimizer] = torch.optim.AdamW
                 callbacks=[EffoptCallback(validation_loss)])
 
     The options are checked here, so a mistake fails where it is written. Each optimizer the class builds gets its
-    own copy of ``schedule``, ``search`` and ``direction`` (as a preset would), never of ``probe``.
+    own copy of ``schedule``, ``search``, ``direction`` and ``step_scale`` (as a preset would) and of ``guard`` with
+    its own reference (a shallow copy: the guard's probe is shared, as ``probe`` is).
     """
     if not (isinstance(optimizer_cls, type) and issubclass(optimizer_cls, torch.optim.Optimizer)):
         raise TypeError(f"optimizer_cls: expected a torch.optim.Optimizer subclass such as torch.optim.AdamW, "
@@ -91,6 +93,9 @@ def extrapolating(optimizer_cls: type[torch.optim.Optimizer] = torch.optim.AdamW
 
     def __init__(self, params, **kwargs) -> None:
         own = {k: copy.deepcopy(v) if k in _PIECES else v for k, v in options.items()}
+        if own.get("guard") is not None:
+            own["guard"] = copy.copy(own["guard"])
+            own["guard"].reference = None
         ExtrapolatingOptimizer.__init__(self, optimizer_cls(params, **kwargs), **own)
 
     def __reduce_ex__(self, protocol):  # the class is made here, so pickle rebuilds it rather than looking it up

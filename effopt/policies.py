@@ -383,7 +383,8 @@ class Guard:
     otherwise ends the event at ``m = 1``. The base steps themselves are never held back: once they have spent the
     budget, events only ever accept moves that bring the guard back within it.
 
-    Cost: one call at the first event, then one per event that moves (more only where the guard binds).
+    A non-finite guard reading ends the event at ``m = 1``, as a non-finite probe value does. Cost: one call at the
+    first event, then one per event that moves (more only where the guard binds).
 
     Args:
         probe: ``probe() -> float`` on what must be kept; called like the main probe (same ``model`` handling).
@@ -413,13 +414,14 @@ class Guard:
         if self.reference is None:
             raise RuntimeError("Guard: no reference yet (the wrapper reads it before the first search)")
         ceiling = self.score(self.reference) + self.budget
+        baseline = line.value(1.0) if self.shrink else None  # before any move: a probe-free search never read it
         for tries in range(self.shrink + 1):
             if m == 1.0 or line.guard(m) <= ceiling:
                 return m
             if tries == self.shrink:
                 break
             m = 1.0 + (m - 1.0) / 2
-            if not line.improves(line.value(m), line.value(1.0)):
+            if not line.improves(line.value(m), baseline):
                 break
         return 1.0
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from effopt import ExtrapolatingOptimizer, Fixed, ProbeError
+from effopt import ExtrapolatingOptimizer, Fixed, Guard, ProbeError, StepScale
 from effopt.integrations import (
     PROBE_NOT_SET,
     TrainerEvalLoss,
@@ -87,6 +87,18 @@ def test_extrapolating_builds_the_wrapper_as_a_framework_would():
 
     second = cls(tiny_model().parameters(), lr=0.1)
     assert second.schedule is not opt.schedule and second.search is not opt.search  # pieces are per optimizer
+
+
+def test_extrapolating_gives_each_optimizer_its_own_step_scale_and_guard_reference():
+    model = tiny_model()
+    reads = []
+    guard = Guard(lambda: reads.append(1) or float(len(reads)), budget=100.0)
+    cls = extrapolating(torch.optim.AdamW, search=Fixed(2.0), probe=lambda: 0.0, guard=guard, step_scale=StepScale())
+    first, second = cls(model.parameters(), lr=1e-2), cls(tiny_model().parameters(), lr=1e-2)
+    assert first.step_scale is not second.step_scale and first.guard is not second.guard
+    assert first.guard.probe is guard.probe  # the probe itself is shared, as `probe` is
+    train(model, first, 1)
+    assert first.guard.reference == 1.0 and second.guard.reference is None and guard.reference is None
 
 
 def test_extrapolating_optimizers_train_pickle_and_copy():

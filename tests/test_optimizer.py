@@ -997,3 +997,16 @@ def test_without_a_guard_events_record_no_guard_values():
     opt = make_wrapped(model)
     train(model, opt, 8)
     assert opt.events and all(e["guard"] == [] for e in opt.events)
+
+
+def test_a_guard_after_a_probe_free_search_compares_with_the_true_base_step():
+    # Fixed(4) never probes m = 1: the guard must read it before moving, or "m = 1" would be read at m = 4.
+    theta = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    opt = ExtrapolatingOptimizer(torch.optim.SGD([theta], lr=0.1), probe=lambda: (theta.item() / 0.1 - 4.2) ** 2,
+                                 schedule=lambda s: s == 1, search=Fixed(4.0),
+                                 guard=Guard(lambda: theta.item(), budget=0.2))
+    theta.grad = -torch.ones(1, dtype=torch.float64)
+    opt.step()  # guard allows theta <= 0.3: m = 4 (0.4) is refused, m = 2.5 (0.25) fits and beats m = 1
+    event = opt.events[0]
+    assert event["multipliers"][0] == 1.0 and event["values"][0] == pytest.approx(3.2**2)
+    assert event["accepted"] == pytest.approx(2.5) and theta.item() == pytest.approx(0.25)
