@@ -32,6 +32,7 @@ heldout: $(VENV)/.installed
 	$(PY) -m benchmarks.report benchmarks/results/heldout/benchmark.json --out benchmarks/results/heldout --no-readme
 
 # More seeds for one task's race, reported on their own: make seeds TASK=echodistill SEEDS=9
+# (a held-out task: EFFOPT_BENCH_MODE=heldout make seeds TASK=opd-far-lr0.001 SEEDS=9)
 TASK ?= echodistill
 SEEDS ?= 9
 SEED_RESULTS := benchmarks/results/$(TASK)-$(SEEDS)-seeds
