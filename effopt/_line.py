@@ -87,17 +87,21 @@ class _Line:
             self.baseline = self._probe()
         if m == 1.0:
             return self.baseline
-        self._move(m)
-        if _any_rank(not self._finite()):
-            raise _Abort(f"non-finite weights at multiplier {m}")
+        self._reach(m)
         return self._probe()
 
     def guard(self, m: float) -> float:
         """Move the weights to ``theta(m)`` and return the guard's score there (lower is better)."""
-        self._move(float(m))
+        self._reach(float(m))
+        return self.opt.guard.score(self.guard_value())
+
+    def _reach(self, m: float) -> None:
+        """Move the weights to ``theta(m)``; non-finite weights there (on any rank) end the event."""
+        if m == self.m:
+            return
+        self._move(m)
         if _any_rank(not self._finite()):
             raise _Abort(f"non-finite weights at multiplier {m}")
-        return self.opt.guard.score(self.guard_value())
 
     def guard_value(self) -> float:
         """The guard probe's value where the weights are now, in its own units."""

@@ -457,14 +457,14 @@ def make_probes(model: AudioLM, task: Task, snr: int) -> dict:
 
     def loss() -> float:  # (KL(teacher clean || student noisy) + KL(teacher clean || student clean)) / 2
         with evaluating(model):
-            return 0.5 * (distill_loss(model, split, snr) + distill_loss(model, split, None))
+            return 0.5 * (distill_loss(model, split, snr) + drift())
 
     def accuracy() -> float:
         with evaluating(model):
             noisy = decode(model.generate(split["noisy"][:, audio.SNRS.index(snr)], split["question"]))
         return sum(a == b for a, b in zip(noisy, split["answer_text"])) / len(noisy)
 
-    def drift() -> float:  # KL(teacher clean || student clean)
+    def drift() -> float:  # KL(teacher clean || student clean), the start's behaviour on clean audio
         with evaluating(model):
             return distill_loss(model, split, None)
 
