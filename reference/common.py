@@ -1,4 +1,5 @@
-"""What the reference loops share: seeds, the on-disk model cache, local metrics, evaluation mode."""
+"""What the reference loops share: seeds, the shipped instances and the on-disk model cache, local metrics,
+evaluation mode."""
 
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
     import datasets
 
 METRICS_DIR = Path(__file__).parent / "metrics"
+#: Built task instances shipped with the project (safetensors, listed with their SHA-256 in MANIFEST.json): training
+#: amplifies the last bits in which CPUs' kernels differ, so a teacher built here and one built on another CPU are
+#: other models. A shipped instance is the same on every machine; `cached_state_dict` uses it before any build.
+SHIPPED_DIR = Path(__file__).parent / "shipped"
 
 
 def cache_dir() -> Path:
@@ -53,17 +58,109 @@ def config_key(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _flatten(tree: dict, prefix: str = "") -> tuple[dict, dict]:
+    """(tensors, everything else) of a nested dict, keyed by "/"-joined paths: what safetensors can and cannot hold."""
+    tensors, extra = {}, {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            more_tensors, more_extra = _flatten(value, path + "/")
+            tensors |= more_tensors
+            extra |= more_extra
+        elif torch.is_tensor(value):
+            tensors[path] = value.detach().cpu().contiguous()
+        else:
+            extra[path] = value
+    return tensors, extra
+
+
+def _unflatten(flat: dict) -> dict:
+    tree: dict = {}
+    for path, value in flat.items():
+        *parents, leaf = path.split("/")
+        node = tree
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return tree
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def dataset_digest(data: "datasets.DatasetDict") -> str:
+    """SHA-256 of a DatasetDict's contents (every split, column and value, in order), independent of how it is stored
+    on disk: what says two builds of the same data agree."""
+    digest = hashlib.sha256()
+    for split in sorted(data):
+        columns = data[split][:]  # every column as a list
+        for column in sorted(columns):
+            digest.update(json.dumps([split, column, columns[column]]).encode())
+    return digest.hexdigest()
+
+
+def shipped_manifest() -> dict:
+    path = SHIPPED_DIR / "MANIFEST.json"
+    return json.loads(path.read_text()) if path.exists() else {"files": {}}
+
+
+def write_shipped(kind: str, config: dict, state: dict, folder: Path = SHIPPED_DIR) -> Path:
+    """Save `state` (a dict of tensors, possibly nested, with JSON-able leaves beside them) as the shipped instance of
+    (kind, config): `<kind>-<config_key>.safetensors`, the config and non-tensor leaves in its metadata."""
+    from safetensors.torch import save_file
+
+    tensors, extra = _flatten(state)
+    wanted = json.loads(json.dumps(config, default=str))
+    path = folder / f"{kind}-{config_key(config)}.safetensors"
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata={"config": json.dumps(wanted, sort_keys=True),
+                                            "extra": json.dumps(extra, sort_keys=True)})
+    return path
+
+
+def load_shipped(kind: str, config: dict) -> dict | None:
+    """The shipped instance of (kind, config), or None where none is shipped, $EFFOPT_IGNORE_SHIPPED is set, or the
+    file's SHA-256 or config disagrees with MANIFEST.json (then with a warning, and the caller builds it)."""
+    if os.environ.get("EFFOPT_IGNORE_SHIPPED"):
+        return None
+    name = f"{kind}-{config_key(config)}.safetensors"
+    listed, path = shipped_manifest()["files"].get(name), SHIPPED_DIR / name
+    if listed is None or not path.exists():
+        return None
+    from safetensors import safe_open
+
+    digest = sha256_file(path)
+    if digest != listed["sha256"]:
+        warnings.warn(f"shipped instance {path} has SHA-256 {digest}, MANIFEST.json says {listed['sha256']}: not "
+                      "using it (building instead)", stacklevel=3)
+        return None
+    with safe_open(str(path), framework="pt") as file:
+        metadata = file.metadata()
+        if json.loads(metadata["config"]) != json.loads(json.dumps(config, default=str)):
+            warnings.warn(f"shipped instance {path} was made for another config: not using it", stacklevel=3)
+            return None
+        flat = {key: file.get_tensor(key) for key in file.keys()} | json.loads(metadata["extra"])
+    return _unflatten(flat)
+
+
 def cached_state_dict(
     kind: str, config: dict, build: Callable[[], dict], check: Callable[[dict], None] | None = None
 ) -> dict:
-    """Return the state dict that `build()` makes for `config`, training it only when the cache lacks it.
+    """Return the state dict that `build()` makes for `config`: the shipped instance where one is (`load_shipped`),
+    else from the on-disk cache, training it only when the cache lacks it.
 
-    The file is named by a hash of `config` and also stores `config`, so a file whose config does not match, or that
-    cannot be read, is reported with a warning and rebuilt; it is never used silently. `check` (default None: no
+    The cache file is named by a hash of `config` and also stores `config`, so a file whose config does not match, or
+    that cannot be read, is reported with a warning and rebuilt; it is never used silently. `check` (default None: no
     check), when given, is called on a loaded state dict and raises if it does not fit (for example
     `model.load_state_dict`); such a file is rebuilt too. Writes are atomic (a temporary file in the same folder,
     then a rename), so an interrupted run never leaves a half-written checkpoint.
     """
+    shipped = load_shipped(kind, config)
+    if shipped is not None:
+        if check is not None:
+            check(shipped)
+        return shipped
     path = cache_dir() / f"{kind}-{config_key(config)}.pt"
     if path.exists():
         try:

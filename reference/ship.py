@@ -1,0 +1,85 @@
+"""Build the quick-size task instances from scratch and write them to reference/shipped/ with their SHA-256s.
+
+    python -m reference.ship     # OPD task seeds 0-2 and EchoDistill model seeds 0-2, about 20 minutes on 2 cores
+
+An instance is what a task's runs start from: for OPD (and the SFT and RL loops on the same task) the teacher and the
+students' starts of one `task_seed`; for EchoDistill the data and the clean model of one `model_seed`. They are trained
+here once and shipped, because training amplifies the last bits in which CPUs' floating-point kernels differ: built on
+another CPU they are other models and give other benchmark figures. OPD's data is not shipped: it comes from Python's
+own random generator and tokenizer, which are exact on every machine. `reference.common.load_shipped` checks each file's
+SHA-256 against MANIFEST.json at load; `EFFOPT_IGNORE_SHIPPED=1` builds instead (into $EFFOPT_CACHE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+import torch
+
+from reference.common import ShowDefaults, SHIPPED_DIR, dataset_digest, sha256_file, write_shipped
+
+
+def cpu_name() -> str:
+    """The CPU's model name with its family and model numbers (Linux's /proc/cpuinfo), else what platform says."""
+    try:
+        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
+                      if ":" in line)
+        fields = {k.strip(): v.strip() for k, v in fields.items()}
+        return f"{fields['model name']} (family {fields['cpu family']}, model {fields['model']})"
+    except (OSError, KeyError):
+        return platform.processor() or platform.machine()
+
+
+def build(instances: int, size: str = "quick") -> None:
+    from reference import echodistill, opd
+
+    for seed in range(instances):
+        for regime in opd.REGIMES:
+            opd.prepare(opd.OPDConfig(size=size, regime=regime, task_seed=seed, device="cpu"), progress=False)
+        echodistill.prepare(echodistill.EchoConfig(size=size, model_seed=seed, device="cpu"))
+
+
+def portable_digests(cache: Path) -> dict:
+    """{folder name: dataset_digest} of the datasets a build left in `cache` (OPD's data): not shipped, because they
+    are exact on every machine, which tests/test_shipped.py checks against these digests."""
+    import datasets
+
+    return {path.name: dataset_digest(datasets.load_from_disk(str(path)))
+            for path in sorted(cache.iterdir()) if (path / "effopt_config.json").exists()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m reference.ship", description=__doc__.split("\n\n")[0],
+                                     formatter_class=ShowDefaults)
+    parser.add_argument("--instances", type=int, default=3, help="task seeds 0..N-1 of each task")
+    parser.add_argument("--size", default="quick", help="the size to build and ship")
+    parser.add_argument("--out", type=Path, default=SHIPPED_DIR, help="where the files and MANIFEST.json go")
+    parser.add_argument("--threads", type=int, default=2, help="torch's CPU threads (part of what fixes the bits)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["EFFOPT_IGNORE_SHIPPED"], os.environ["EFFOPT_CACHE"] = "1", cache
+        build(args.instances, args.size)
+        files = {}
+        for path in sorted(Path(cache).glob("*.pt")):
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            kind = path.name.rsplit("-", 1)[0]
+            shipped = write_shipped(kind, saved["config"], saved["state_dict"], args.out)
+            files[shipped.name] = {"kind": kind, "sha256": sha256_file(shipped), "bytes": shipped.stat().st_size}
+        portable = portable_digests(Path(cache))
+    manifest = {"built_on": {"cpu": cpu_name(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+                             "cpu_capability": torch.backends.cpu.get_cpu_capability()},
+                "command": f"python -m reference.ship --instances {args.instances} --size {args.size} "
+                           f"--threads {args.threads}",
+                "files": files, "portable": portable}
+    (args.out / "MANIFEST.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    print(f"{len(files)} files, {sum(f['bytes'] for f in files.values()) / 2**20:.1f} MiB, in {args.out}")
+
+
+if __name__ == "__main__":
+    main()
