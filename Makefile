@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-.PHONY: test bench bench-full heldout seeds foresight
+.PHONY: test bench bench-full heldout seeds foresight kernels instances
 test: $(VENV)/.installed
 	$(PY) -m pytest tests/ -q
 
@@ -44,3 +44,11 @@ seeds: $(VENV)/.installed
 
 foresight: $(VENV)/.installed
 	$(PY) -m benchmarks.foresight
+
+# One opd-near case under several CPU kernel settings (ATEN_CPU_CAPABILITY, MKL_CBWR), on the same shipped instance
+kernels: $(VENV)/.installed
+	$(PY) -m benchmarks.kernels
+
+# Rebuild the shipped task instances from scratch (reference/shipped/, about 20 minutes): only to change them on purpose
+instances: $(VENV)/.installed
+	$(PY) -m reference.ship

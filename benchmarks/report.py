@@ -35,17 +35,18 @@ def _reach_all(curve: list[dict], targets: dict) -> dict:
 def tuned_multiple(first_seed: dict[str, dict]) -> float:
     """The lr multiple a user would pick from AdamW's grid on one seed: among the grid points whose final retained
     skill is within RETAINED_TOLERANCE of the task lr's, the one that reaches the task-lr run's target in the fewest
-    steps (ties: the smaller lr). `first_seed` maps `adamw` and `adamw-<k>x` to runs (dicts with `curve` and
-    `lr_multiple`)."""
+    steps (ties: the smaller lr); the objective's target where the metric's is ill-conditioned (yardstick.conditioned).
+    `first_seed` maps `adamw` and `adamw-<k>x` to runs (dicts with `curve` and `lr_multiple`)."""
+    targets = _targets(first_seed[BASELINE])
+    key, higher = ("metric", True) if targets["metric"] is not None else ("objective", False)
     base = first_seed[BASELINE]["curve"]
-    goal = yardstick.target(base, "metric")
     floor = tail(base, "retained")
     best = None
     for run in sorted(first_seed.values(), key=lambda r: r["lr_multiple"]):
         kept = tail(run["curve"], "retained")
         if floor is not None and (kept is None or kept < floor - RETAINED_TOLERANCE):
             continue
-        steps, _ = reach(run["curve"], "metric", goal)
+        steps, _ = reach(run["curve"], key, targets[key], higher)
         if steps is not None and (best is None or steps < best[0]):
             best = (steps, run["lr_multiple"])
     return 1.0 if best is None else best[1]
@@ -56,29 +57,49 @@ def _median(values: list) -> float | None:
     return statistics.median(values) if values else None
 
 
+def case_key(run: dict) -> str:
+    """A run's case, instance and seed, as summary.json's per_seed keys spell it: "i0-s1"."""
+    return f"i{run.get('instance', 0)}-s{run['seed']}"
+
+
+def _targets(baseline: dict) -> dict:
+    examples = baseline.get("metric_examples")
+    return {key: yardstick.target(baseline["curve"], key, higher, examples if key == "metric" else None)
+            for key, higher in MEASURES}
+
+
 def summarise(runs: list[dict]) -> dict:
-    """{task: {method: figures}} from the speed-up runs' extra_info (see summary.json in the README)."""
-    by_task: dict[str, dict[str, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
+    """{task: {method: figures}} from the speed-up runs' extra_info (see summary.json in the README). Figures are
+    medians over every case (instance x seed) with `per_seed` (by case) and `per_instance` beside them."""
+    by_task: dict[str, dict[str, dict[str, dict]]] = defaultdict(lambda: defaultdict(dict))
     for run in runs:
-        by_task[run["task"]][run["method"]][run["seed"]] = run
+        by_task[run["task"]][run["method"]][case_key(run)] = run
     summary = {}
     for task, methods in by_task.items():
         base_runs = methods.get(BASELINE, {})
-        targets = {seed: {key: yardstick.target(r["curve"], key, higher) for key, higher in MEASURES}
-                   for seed, r in base_runs.items()}
-        base_reach = {seed: _reach_all(base_runs[seed]["curve"], t) for seed, t in targets.items()}
+        targets = {case: _targets(r) for case, r in base_runs.items()}
+        base_reach = {case: _reach_all(base_runs[case]["curve"], t) for case, t in targets.items()}
+        base_modelled = {case: yardstick.modelled_seconds(base_reach[case]["metric"][0], r["events"],
+                                                          yardstick.probe_bill(r["curve"], r["events"]))
+                         for case, r in base_runs.items()}
         tuned_runs = methods.get(TUNED, {})
-        tuned_reach = {seed: _reach_all(r["curve"], targets[seed]) for seed, r in tuned_runs.items() if seed in targets}
+        tuned_reach = {case: _reach_all(r["curve"], targets[case]) for case, r in tuned_runs.items() if case in targets}
         summary[task] = {}
-        for method, seeds in methods.items():
-            per_seed, speed, speed_s, speed_tuned, speed_obj, accepted, n_events = {}, [], [], [], [], [], []
-            for seed, r in sorted(seeds.items()):
+        for method, cases in methods.items():
+            per_seed, accepted, n_events = {}, [], []
+            for case, r in sorted(cases.items()):
                 accepted.extend(e["accepted"] for e in r["events"])
                 n_events.append(len(r["events"]))
-                got = _reach_all(r["curve"], targets.get(seed, {}))
+                got = _reach_all(r["curve"], targets.get(case, {}))
                 steps, seconds = got["metric"]
-                at_target = next((p.get("retained") for p in r["curve"] if p["step"] == steps), None)
-                per_seed[str(seed)] = {
+                bill = yardstick.probe_bill(r["curve"], r["events"])
+                modelled = yardstick.modelled_seconds(steps, r["events"], bill)
+                base = base_reach.get(case)
+                base_curve = base_runs[case]["curve"] if case in base_runs else None
+                per_seed[case] = {
+                    "instance": r.get("instance", 0),
+                    "seed": r["seed"],
+                    "lr": r.get("lr"),
                     "steps_to_target": steps,
                     "seconds_to_target": seconds,
                     "steps_to_objective_target": got["objective"][0],
@@ -86,46 +107,41 @@ def summarise(runs: list[dict]) -> dict:
                     "final_metric": tail(r["curve"], "metric"),
                     "final_objective": tail(r["curve"], "objective"),
                     "retained_final": tail(r["curve"], "retained"),
-                    "retained_at_target": at_target,
+                    "retained_at_target": next((p.get("retained") for p in r["curve"] if p["step"] == steps), None),
                     "drift_final": tail(r["curve"], "drift"),
+                    "initial_metric": r["initial_metric"],
+                    "initial_retained": r["curve"][0].get("retained"),
+                    "baseline_gain": (None if base_curve is None
+                                      else tail(base_curve, "metric") - base_curve[0]["metric"]),
+                    "metric_target": targets.get(case, {}).get("metric"),
+                    "metric_target_conditioned": None if base_curve is None else yardstick.conditioned(
+                        base_curve, "metric", base_runs[case].get("metric_examples")),
+                    "speedup_steps": None if base is None else ratio(base["metric"][0], steps),
+                    "speedup_seconds": None if base is None else ratio(base["metric"][1], seconds),
+                    "modelled_seconds_to_target": modelled,
+                    "speedup_modelled_seconds": None if base is None else ratio(base_modelled[case], modelled),
+                    "probe_share": bill["probe_share"],
+                    "probe_calls_per_100_steps": bill["probe_calls_per_100_steps"],
+                    "speedup_objective": None if base is None else ratio(base["objective"][0], got["objective"][0]),
+                    "speedup_steps_vs_tuned": (ratio(tuned_reach[case]["metric"][0], steps) if case in tuned_reach
+                                               else None),
+                    "events": len(r["events"]),
                 }
-                if seed in base_reach:
-                    speed.append(ratio(base_reach[seed]["metric"][0], steps))
-                    speed_s.append(ratio(base_reach[seed]["metric"][1], seconds))
-                    speed_obj.append(ratio(base_reach[seed]["objective"][0], got["objective"][0]))
-                if seed in tuned_reach:
-                    speed_tuned.append(ratio(tuned_reach[seed]["metric"][0], steps))
-            first = seeds[min(seeds)]
-            column = {k: [f[k] for f in per_seed.values()] for k in next(iter(per_seed.values()))}
-            summary[task][method] = {
-                "steps_to_target": median_never(column["steps_to_target"]),
-                "seconds_to_target": median_never(column["seconds_to_target"]),
-                "final_metric": _median(column["final_metric"]),
-                "speedup_steps": _median(speed),
-                "speedup_seconds": _median(speed_s),
-                "seeds": sorted(seeds),
+            first = cases[min(cases)]
+            summary[task][method] = dict(_figures(per_seed.values()), **{
+                "seeds": sorted({r["seed"] for r in cases.values()}),
+                "instances": sorted({r.get("instance", 0) for r in cases.values()}),
                 "device": first["device_name"],
                 "lr": first.get("lr"),
                 "lr_multiple": first.get("lr_multiple"),
-                "retained_final": _median(column["retained_final"]),
-                "steps_to_objective_target": median_never(column["steps_to_objective_target"]),
-                "seconds_to_objective_target": median_never(column["seconds_to_objective_target"]),
-                "speedup_steps_vs_tuned": _median(speed_tuned),
                 "per_seed": per_seed,
+                "per_instance": {str(i): {k: v for k, v in _figures([f for f in per_seed.values()
+                                                                     if f["instance"] == i]).items()
+                                          if not k.endswith("_per_seed")}
+                                 for i in sorted({f["instance"] for f in per_seed.values()})},
                 # for the report's tables
-                "reached": reached(column["steps_to_target"]),
-                "reached_objective": reached(column["steps_to_objective_target"]),
-                "speedup_steps_per_seed": speed,
-                "speedup_seconds_per_seed": speed_s,
-                "speedup_objective_per_seed": speed_obj,
-                "speedup_objective": _median(speed_obj),
-                "final_objective": _median(column["final_objective"]),
-                "retained_at_target": _median(column["retained_at_target"]),
-                "drift_final": _median(column["drift_final"]),
                 "target": _median([t["metric"] for t in targets.values()]),
                 "objective_target": _median([t["objective"] for t in targets.values()]),
-                "initial_metric": statistics.median(r["initial_metric"] for r in seeds.values()),
-                "initial_retained": _median([r["curve"][0].get("retained") for r in seeds.values()]),
                 "budget_steps": first["curve"][-1]["step"],
                 "first_seed_run_seconds": first.get("run_seconds", 0.0),
                 "events": statistics.median(n_events),
@@ -133,13 +149,58 @@ def summarise(runs: list[dict]) -> dict:
                 "reused": first.get("reused"),
                 "regime": first["regime"],
                 "notes": first["notes"],
-            }
+            })
+            per_instance = summary[task][method]["per_instance"]
+            worst = [f["speedup_decisive"] for f in per_instance.values()]
+            summary[task][method]["worst_instance_speedup"] = (min(worst) if worst and None not in worst else None)
     return summary
 
 
+def _figures(cases) -> dict:
+    """Medians over a set of cases' per_seed figures: the whole task's, or one instance's. A case whose metric has no
+    target (the baseline made no gain, or one within the metric's noise: yardstick.conditioned) counts in neither the
+    metric's median nor its k/n; there the objective's speed-up decides (`speedup_decisive`)."""
+    cases = list(cases)
+    targeted = [f for f in cases if f["metric_target"] is not None]
+    column = lambda key, among=cases: [f[key] for f in among]  # noqa: E731
+    decisive = [f["speedup_steps"] if f["metric_target"] is not None else f["speedup_objective"] for f in cases]
+    return {
+        "steps_to_target": median_never(column("steps_to_target", targeted)),
+        "seconds_to_target": median_never(column("seconds_to_target", targeted)),
+        "final_metric": _median(column("final_metric")),
+        "speedup_steps": _median(column("speedup_steps", targeted)),
+        "speedup_seconds": _median(column("speedup_seconds", targeted)),
+        "modelled_seconds_to_target": median_never(column("modelled_seconds_to_target", targeted)),
+        "speedup_modelled_seconds": _median(column("speedup_modelled_seconds", targeted)),
+        "probe_share": _median(column("probe_share")),
+        "probe_calls_per_100_steps": _median(column("probe_calls_per_100_steps")),
+        "retained_final": _median(column("retained_final")),
+        "steps_to_objective_target": median_never(column("steps_to_objective_target")),
+        "seconds_to_objective_target": median_never(column("seconds_to_objective_target")),
+        "speedup_steps_vs_tuned": _median(column("speedup_steps_vs_tuned", targeted)),
+        "speedup_objective": _median(column("speedup_objective")),
+        "speedup_decisive": _median(decisive),
+        "final_objective": _median(column("final_objective")),
+        "retained_at_target": _median(column("retained_at_target", targeted)),
+        "drift_final": _median(column("drift_final")),
+        "initial_metric": _median(column("initial_metric")),
+        "initial_retained": _median(column("initial_retained")),
+        "baseline_gain": _median(column("baseline_gain")),
+        "conditioned": f"{sum(bool(f['metric_target_conditioned']) for f in cases)}/{len(cases)}",
+        "cases": len(cases),
+        "reached": reached(column("steps_to_target", targeted)),
+        "reached_objective": reached(column("steps_to_objective_target")),
+        "speedup_steps_per_seed": column("speedup_steps", targeted),
+        "speedup_seconds_per_seed": column("speedup_seconds", targeted),
+        "speedup_modelled_seconds_per_seed": column("speedup_modelled_seconds", targeted),
+        "speedup_objective_per_seed": column("speedup_objective"),
+    }
+
+
 PUBLISHED = ("steps_to_target", "seconds_to_target", "final_metric", "speedup_steps", "speedup_seconds", "seeds",
-             "device", "lr", "retained_final", "steps_to_objective_target", "seconds_to_objective_target",
-             "speedup_steps_vs_tuned", "per_seed")
+             "instances", "device", "lr", "retained_final", "steps_to_objective_target", "seconds_to_objective_target",
+             "speedup_steps_vs_tuned", "speedup_objective", "worst_instance_speedup", "modelled_seconds_to_target",
+             "speedup_modelled_seconds", "probe_share", "probe_calls_per_100_steps", "per_instance", "per_seed")
 
 
 def _ranks(values: list[float]) -> list[float]:
@@ -205,6 +266,14 @@ def lr_text(lr: float | None) -> str:
     return "free" if lr is None else f"{lr:.3g}"
 
 
+def _lr(f: dict) -> str:
+    """A row's lr, or each instance's where they differ (adamw-tuned picks one per instance)."""
+    lrs = {c["instance"]: c["lr"] for c in f["per_seed"].values()}
+    if len(set(lrs.values())) <= 1:
+        return lr_text(f["lr"])
+    return ", ".join(f"{lr_text(lr)} ({i})" for i, lr in sorted(lrs.items()))
+
+
 def _na(value, digits=3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
@@ -213,19 +282,26 @@ def _times(value) -> str:
     return "n/a" if value is None else "never" if value == 0 else f"{value:.2f}x"
 
 
+def _cases(f: dict, key: str) -> list:
+    """`key` over the cases that count for it: a metric figure only where the metric had a target (see _figures)."""
+    metric = key in ("steps_to_target", "seconds_to_target")
+    return [c[key] for c in f["per_seed"].values() if not metric or c["metric_target"] is not None]
+
+
 def _steps(f: dict, key: str, reached_key: str) -> str:
-    """Median steps with the seeds' spread and k/n reached, e.g. `90 [60..140] 3/3`."""
-    values = [s[key] for s in f["per_seed"].values()]
+    """Median steps with the cases' spread and k/n reached, e.g. `90 [60..140] 3/3`."""
+    values = _cases(f, key)
     median = median_never(values)
     text = "never" if median is None else f"{median:.0f}"
     bounds = yardstick.spread(values)
     if bounds:
         text += " [" + "..".join("never" if math.isinf(b) else f"{b:.0f}" for b in bounds) + "]"
-    return f"{text} {f[reached_key]}"
+    untargeted = "" if len(values) == f["cases"] else f" ({len(values)}/{f['cases']} with a target)"
+    return f"{text} {f[reached_key]}{untargeted}"
 
 
 def _seconds(f: dict, key: str) -> str:
-    value = median_never([s[key] for s in f["per_seed"].values()])
+    value = median_never(_cases(f, key))
     return "never" if value is None else f"{value:.1f}"
 
 
@@ -249,11 +325,12 @@ def race_table(methods: dict) -> str:
     if objective:
         head += ["steps to objective target", "seconds"]
     head += ["final metric"] + (["final objective"] if objective else []) + (["final retained"] if retained else [])
-    head += ["speed-up vs adamw (steps)", "(seconds)"] + (["speed-up vs adamw (objective)"] if objective else [])
-    head += ["speed-up vs adamw-tuned (steps)"]
+    head += ["speed-up vs adamw (steps)", "(seconds)", "(modelled seconds)"]
+    head += (["speed-up vs adamw (objective)"] if objective else []) + ["speed-up vs adamw-tuned (steps)"]
+    head += ["probe share of training seconds", "probe calls per 100 steps"]
     rows = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for method, f in methods.items():
-        cells = [method, lr_text(f["lr"]), _steps(f, "steps_to_target", "reached"), _seconds(f, "seconds_to_target")]
+        cells = [method, _lr(f), _steps(f, "steps_to_target", "reached"), _seconds(f, "seconds_to_target")]
         if objective:
             cells += [_steps(f, "steps_to_objective_target", "reached_objective"),
                       _seconds(f, "seconds_to_objective_target")]
@@ -262,10 +339,12 @@ def race_table(methods: dict) -> str:
             cells.append(_na(f["final_objective"], 3))
         if retained:
             cells.append(_na(f["retained_final"], 3))
-        cells += [_speedups(f["speedup_steps_per_seed"]), _speedups(f["speedup_seconds_per_seed"])]
+        cells += [_speedups(f["speedup_steps_per_seed"]), _speedups(f["speedup_seconds_per_seed"]),
+                  _speedups(f["speedup_modelled_seconds_per_seed"])]
         if objective:
             cells.append(_speedups(f["speedup_objective_per_seed"]))
-        cells.append(_times(f["speedup_steps_vs_tuned"]))
+        cells += [_times(f["speedup_steps_vs_tuned"]), f"{f['probe_share']:.0%}",
+                  f"{f['probe_calls_per_100_steps']:.1f}"]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -275,33 +354,39 @@ def grid_table(methods: dict) -> list[str]:
     tuned = methods.get(TUNED)
     if len(grid) < 2 or tuned is None:
         return []
-    rows = ["| lr | steps to target (seed 0) | steps to objective target | final metric | final retained | "
-            "retained at target (that point) | chosen |", "|---|---:|---:|---:|---:|---:|---|"]
+    rows = ["| instance | lr | steps to target (its first seed) | steps to objective target | final metric | "
+            "final retained | retained at target (that point) | chosen |", "|---|---|---:|---:|---:|---:|---:|---|"]
+    chosen_lr = {c["instance"]: c["lr"] for c in tuned["per_seed"].values()}
     for method, f in sorted(grid.items(), key=lambda kv: kv[1]["lr"]):
-        first = f["per_seed"][str(f["seeds"][0])]
-        chosen = "yes" if math.isclose(f["lr"], tuned["lr"]) else ""
-        rows.append(f"| {f['lr']:.3g} ({f['lr_multiple']:g}x) | {_fmt(first['steps_to_target'], 0)} | "
-                    f"{_fmt(first['steps_to_objective_target'], 0)} | {_na(first['final_metric'], 3)} | "
-                    f"{_na(first['retained_final'], 3)} | {_na(first['retained_at_target'], 3)} | {chosen} |")
+        for first in f["per_seed"].values():  # the grid runs on each instance's first seed only
+            if method == BASELINE and first["seed"] != min(c["seed"] for c in f["per_seed"].values()
+                                                           if c["instance"] == first["instance"]):
+                continue
+            chosen = "yes" if math.isclose(first["lr"], chosen_lr.get(first["instance"], math.nan)) else ""
+            rows.append(f"| {first['instance']} | {first['lr']:.3g} ({first['lr'] / f['lr'] * f['lr_multiple']:g}x) | "
+                        f"{_fmt(first['steps_to_target'], 0)} | {_fmt(first['steps_to_objective_target'], 0)} | "
+                        f"{_na(first['final_metric'], 3)} | {_na(first['retained_final'], 3)} | "
+                        f"{_na(first['retained_at_target'], 3)} | {chosen} |")
+    rows = rows[:2] + sorted(rows[2:], key=lambda row: int(row.split("|")[1]))
     extra = [f for m, f in grid.items() if m != BASELINE]
-    steps = sum(f["budget_steps"] for f in extra)
-    seconds = sum(f["first_seed_run_seconds"] for f in extra)
-    return [f"AdamW's lr grid on seed 0, from which `{TUNED}` is chosen: the fewest steps to the target among the lrs "
-            f"whose final retained skill is within {RETAINED_TOLERANCE} of the task lr's. The sweep cost "
-            f"{steps} steps and {seconds / 60:.1f} minutes of runs (evaluation included) beyond the task-lr run. On "
-            f"seed 0, `{TUNED}` is the chosen grid run itself: picked for being fastest on that seed, which favours "
-            "it.",
+    steps = sum(f["budget_steps"] * f["cases"] for f in extra)
+    seconds = sum(f["first_seed_run_seconds"] * f["cases"] for f in extra)
+    return [f"AdamW's lr grid on each instance's first seed, from which `{TUNED}` is chosen for that instance: the "
+            f"fewest steps to the target among the lrs whose final retained skill is within {RETAINED_TOLERANCE} of "
+            f"the task lr's. The sweep cost {steps} steps and about {seconds / 60:.1f} minutes of runs (evaluation "
+            f"included) beyond the task-lr runs. On that seed, `{TUNED}` is the chosen grid run itself: picked for "
+            "being fastest there, which favours it.",
             "", *rows, ""]
 
 
 def detail_table(methods: dict) -> str:
-    rows = ["| method | seeds | events (median) | multipliers accepted (median, max) | "
+    rows = ["| method | cases (instance x seed) | events (median) | multipliers accepted (median, max) | "
             "retained at target (that point) | "
             "drift (KL to start on the retained skill) |", "|---|---|---:|---|---:|---:|"]
     for method, f in methods.items():
         acc = f["accepted_multipliers"]
         mult = f"{statistics.median(acc):.2f}, {max(acc):.2f}" if acc else ""
-        rows.append(f"| {method} | {f['seeds']} | {f['events']:.0f} | {mult} | {_na(f['retained_at_target'], 3)} | "
+        rows.append(f"| {method} | {f['cases']} | {f['events']:.0f} | {mult} | {_na(f['retained_at_target'], 3)} | "
                     f"{_na(f['drift_final'], 4)} |")
     return "\n".join(rows)
 
@@ -311,6 +396,9 @@ RACE_TASKS = ("opd-near", "sft", "echodistill")
 #: the default, the default without its persistent step size, and the default with a guard on the retained skill
 OURS = ("effopt", "effopt-noscale", "effopt-guard")
 NO_HARM_TASKS = ("opd-grpo", "opd-far", "classic")
+NO_HARM = 0.95  #: do no harm: at least this share of adamw's speed, in steps and seconds, on every case
+#: opd-near per instance: at least this many instances, each at least this speed-up in steps (to the objective's target)
+MIN_INSTANCES, INSTANCE_SPEEDUP, INSTANCE_OBJECTIVE = 3, 2.5, 3.0
 
 
 def goals(summary: dict) -> list[tuple[str, bool | None, str]]:
@@ -357,16 +445,45 @@ def goals(summary: dict) -> list[tuple[str, bool | None, str]]:
                     (near["speedup_steps"] or 0) >= 3 and (near["speedup_seconds"] or 0) >= 2.5
                     and all((v or 0) >= 2 for v in per),
                     f"steps {_speedups(per)}, seconds {_speedups(near['speedup_seconds_per_seed'])}"))
+    out += instance_goals(summary)
     for task, name in [(task, name) for name in OURS for task in NO_HARM_TASKS]:
         ours = summary.get(task, {}).get(name)
         if not ours:
             continue
         both = ours["speedup_steps_per_seed"] + ours["speedup_seconds_per_seed"]
-        out.append((f"{task}: {name} does no harm, at least 0.95x of adamw's steps and seconds, every seed",
-                    len(both) == 2 * len(ours["seeds"]) and all(v is not None and v >= 0.95 for v in both),
+        out.append((f"{task}: {name} does no harm, at least {NO_HARM:g}x of adamw's steps and seconds, every "
+                    "instance and seed",
+                    bool(both) and all(v is not None and v >= NO_HARM for v in both),
                     f"steps {_speedups(ours['speedup_steps_per_seed'])}, "
                     f"seconds {_speedups(ours['speedup_seconds_per_seed'])}"))
     return out
+
+
+def instance_goals(summary: dict) -> list[tuple[str, bool | None, str]]:
+    """opd-near's goals per instance (each instance's median over its seeds; where an instance's metric target is
+    ill-conditioned, its objective's speed-up stands in: `speedup_decisive`)."""
+    near = summary.get("opd-near", {})
+    ours = near.get("effopt")
+    if not ours:
+        return []
+    per = ours["per_instance"]
+
+    def listed(key: str) -> str:
+        return ", ".join(f"{i}: {_times(f[key])}" for i, f in per.items())
+
+    def all_at_least(key: str, bound: float) -> bool:
+        return len(per) >= MIN_INSTANCES and all(f[key] is not None and f[key] >= bound for f in per.values())
+
+    return [
+        (f"opd-near: effopt at least {INSTANCE_SPEEDUP:g}x fewer steps than adamw on every instance (at least "
+         f"{MIN_INSTANCES}), each instance's median over its seeds", all_at_least("speedup_decisive", INSTANCE_SPEEDUP),
+         f"{listed('speedup_decisive')}; metric targets well-conditioned on "
+         + ", ".join(f"{i}: {f['conditioned']}" for i, f in per.items())),
+        ("opd-near: effopt no slower than adamw-tuned on any instance", all_at_least("speedup_steps_vs_tuned", 1.0),
+         listed("speedup_steps_vs_tuned")),
+        (f"opd-near: effopt at least {INSTANCE_OBJECTIVE:g}x fewer steps than adamw to the objective's target on "
+         "every instance", all_at_least("speedup_objective", INSTANCE_OBJECTIVE), listed("speedup_objective")),
+    ]
 
 
 def overhead_table(runs: list[dict]) -> str:
@@ -385,29 +502,58 @@ def overhead_table(runs: list[dict]) -> str:
     return "\n".join(rows)
 
 
-def plot(task: str, runs: list[dict], out: Path) -> None:
+def _style(method: str, k: int) -> dict:
+    """A distinct colour per method (tab20) and a line style per family: AdamW solid, effopt dashed, others dotted."""
+    import matplotlib
+
+    family = "-" if method.startswith(BASELINE) else "--" if method.startswith("effopt") else ":"
+    return dict(color=matplotlib.colormaps["tab20"](k % 20), ls=family, lw=2.2 if method == "effopt" else 1.3)
+
+
+def plot(task: str, runs: list[dict], out: Path, target: float | None = None, methods: tuple[str, ...] | None = None):
+    """Per method, the median over cases of the metric (by step and by training seconds) and of the retained skill,
+    with a min-max band over cases; the median target as a line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(11, 4))
-    colours = {}
-    for run in sorted(runs, key=lambda r: (r["method"], r["seed"])):
-        colour = colours.setdefault(run["method"], f"C{len(colours)}")
-        label = run["method"] if run["seed"] == min(r["seed"] for r in runs if r["method"] == run["method"]) else None
-        steps = [p["step"] for p in run["curve"]]
-        seconds = [p["train_seconds"] for p in run["curve"]]
-        metric = [p["metric"] for p in run["curve"]]
-        by_step.plot(steps, metric, color=colour, label=label, alpha=0.85, lw=2 if run["method"] == "effopt" else 1.2)
-        by_time.plot(seconds, metric, color=colour, alpha=0.85, lw=2 if run["method"] == "effopt" else 1.2)
-    by_step.set_xlabel("optimizer step")
-    by_time.set_xlabel("training seconds (probes included, evaluation excluded)")
-    for ax in (by_step, by_time):
-        ax.set_ylabel("metric (higher is better)")
+    by_method = defaultdict(list)
+    for run in runs:
+        if methods is None or run["method"] in methods:
+            by_method[run["method"]].append(run["curve"])
+    retained = any(p.get("retained") is not None for curves in by_method.values() for c in curves for p in c)
+    fig, axes = plt.subplots(1, 3 if retained else 2, figsize=(16 if retained else 11, 4.2))
+    for k, (method, curves) in enumerate(sorted(by_method.items())):
+        n = min(len(c) for c in curves)
+        steps = [curves[0][j]["step"] for j in range(n)]
+        seconds = [statistics.median(c[j]["train_seconds"] for c in curves) for j in range(n)]
+        style = _style(method, k)
+        panels = [("metric", steps, axes[0]), ("metric", seconds, axes[1])]
+        if retained:
+            panels.append(("retained", steps, axes[2]))
+        for key, x, ax in panels:
+            if any(c[0].get(key) is None for c in curves):
+                continue
+            values = [[c[j][key] for c in curves] for j in range(n)]
+            ax.plot(x, [statistics.median(v) for v in values], label=method if ax is axes[0] else None, **style)
+            if len(curves) > 1:
+                ax.fill_between(x, [min(v) for v in values], [max(v) for v in values], color=style["color"],
+                                alpha=0.12, lw=0)
+    for ax in axes[:2]:
+        ax.set_ylabel("task metric (higher is better)")
+        if target is not None:
+            ax.axhline(target, color="k", lw=0.8, ls="-.", label="target (median)" if ax is axes[0] else None)
+    axes[0].set_xlabel("optimizer step")
+    axes[1].set_xlabel("training seconds (probes included, evaluation excluded)")
+    if retained:
+        axes[2].set_xlabel("optimizer step")
+        axes[2].set_ylabel("retained skill (exact match)")
+    for ax in axes:
         ax.grid(alpha=0.3)
-    by_step.legend(fontsize=8)
-    fig.suptitle(f"{task} ({runs[0]['regime']})")
+    axes[0].legend(fontsize=7)
+    cases = max(len(c) for c in by_method.values())
+    fig.suptitle(f"{task} ({runs[0]['regime']}): median over {cases} cases (instance x seed), band min..max")
     fig.tight_layout()
     fig.savefig(out, dpi=90)
     plt.close(fig)
@@ -415,19 +561,104 @@ def plot(task: str, runs: list[dict], out: Path) -> None:
 
 RULES = (
     "How curves are read (benchmarks/yardstick.py): each curve is smoothed by a trailing mean over "
-    f"{yardstick.SMOOTH} evaluation points. Target, per task, seed and measure: the start plus "
+    f"{yardstick.SMOOTH} evaluation points. A case is one run's instance (one build of the task's world: teacher, "
+    "students, data) and seed (data order and samples). Target, per task, case and measure: the start plus "
     f"{yardstick.GAIN_SHARE:.0%} of the gain that `{BASELINE}` (AdamW at the task's lr) made by its end (the mean of "
     f"its last {yardstick.SMOOTH} points); the task metric is higher-is-better, the objective (a validation loss on "
-    "data no probe sees) lower-is-better. Steps to target: the first evaluation point from which the smoothed curve "
-    "stays at or beyond the target to the end of the run; `never` if it does not stay. Seconds: training seconds at "
-    "that point (probes and events included, evaluation excluded). Over seeds: medians with misses counted as never, "
-    "[min..max] over seeds and k/n reached; a speed-up is the reference's steps (or seconds) over the run's, per seed "
-    "(a miss counts as 0x, shown as never), then the median. Final figures are the mean of the last "
-    f"{yardstick.SMOOTH} points. Retained: exact match on a skill the model had at the start and the post-training "
-    "does not train (OPD and SFT: digit reversal; EchoDistill: answers on clean audio). Note that effopt's probe is "
-    "a validation loss of the same kind as the objective, on a disjoint split (EchoDistill's also includes clean "
-    "audio): a signal that AdamW and Prodigy do not get, and the method's whole point."
+    "data no probe sees) lower-is-better. A metric target counts only where it is well-conditioned: AdamW's gain at "
+    f"least {yardstick.CONDITIONING:g} standard errors of the metric on the eval set (sqrt(p(1-p)/n)); elsewhere that "
+    "case has no metric target, leaves the metric's medians, and its objective's speed-up decides (`decisive`). Steps "
+    "to target: the first evaluation point from which the smoothed curve stays at or beyond the target to the end of "
+    "the run; `never` if it does not stay. Seconds: training seconds at that point (probes and events included, "
+    "evaluation excluded). Over cases: medians with misses counted as never, [min..max] over cases and k/n reached; a "
+    "speed-up is the reference's steps (or seconds) over the run's, per case (a miss counts as 0x, shown as never), "
+    "then the median; per instance, the median over its seeds, and the worst instance is the lowest of those. Final "
+    f"figures are the mean of the last {yardstick.SMOOTH} points. Retained: exact match on a skill the model had at "
+    "the start and the post-training does not train (OPD and SFT: digit reversal; EchoDistill: answers on clean "
+    "audio). Note that effopt's probe is a validation loss of the same kind as the objective, on a disjoint split "
+    "(EchoDistill's also includes clean audio): a signal that AdamW and Prodigy do not get, and the method's whole "
+    "point."
 )
+
+
+def cpu_text(data: dict, runs: list[dict]) -> str:
+    """The CPU the figures come from, as pytest-benchmark's machine_info saw it, with torch's kernel level."""
+    cpu = data.get("machine_info", {}).get("cpu", {})
+    level = sorted({r.get("cpu_capability") for r in runs if r.get("cpu_capability")})
+    return (f"{cpu.get('brand_raw', 'unknown')} (vendor {cpu.get('vendor_id_raw', '?')}, "
+            f"family {cpu.get('family', '?')}, model {cpu.get('model', '?')}), {cpu.get('count', '?')} cores"
+            + (f", torch kernels {'/'.join(level)}" if level else ""))
+
+
+def instance_table(methods: dict) -> list[str]:
+    """Per instance: where it starts, what AdamW gains there, and each method's speed-up over its seeds."""
+    base = methods.get(BASELINE)
+    if base is None or len(base["per_instance"]) < 2:
+        return []
+    rows = ["| instance | start metric | start retained | adamw's gain (metric targets well-conditioned) | method | lr "
+            "| speed-up in steps (decisive) | to the objective | in seconds | vs adamw-tuned | final retained |",
+            "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|"]
+    for instance, b in base["per_instance"].items():
+        for method, f in methods.items():
+            if method == BASELINE or instance not in f["per_instance"]:
+                continue
+            i = f["per_instance"][instance]
+            lrs = sorted({c["lr"] for c in f["per_seed"].values() if str(c["instance"]) == instance}, key=str)
+            rows.append(f"| {instance} | {_na(b['initial_metric'])} | {_na(b['initial_retained'])} | "
+                        f"{_na(b['baseline_gain'])} ({b['conditioned']}) | {method} | "
+                        f"{', '.join(lr_text(lr) for lr in lrs)} | {_times(i['speedup_decisive'])} | "
+                        f"{_times(i['speedup_objective'])} | {_times(i['speedup_seconds'])} | "
+                        f"{_times(i['speedup_steps_vs_tuned'])} | {_na(i['retained_final'])} |")
+    return ["Per instance (medians over each instance's seeds; the decisive speed-up is the metric's where its target "
+            "is well-conditioned, else the objective's):", "", *rows, ""]
+
+
+def clock_agreement(summary: dict) -> list[str]:
+    """How far measured seconds to target sit from the clock model's (yardstick.modelled_seconds), over every run."""
+    gaps = [abs(c["seconds_to_target"] / c["modelled_seconds_to_target"] - 1)
+            for methods in summary.values() for f in methods.values() for c in f["per_seed"].values()
+            if c["seconds_to_target"] and c["modelled_seconds_to_target"]]
+    if not gaps:
+        return []
+    gaps.sort()
+    return ["## Measured and modelled seconds", "",
+            f"Over the {len(gaps)} runs that reached their target, measured seconds to target differ from the clock "
+            f"model's (steps x the run's plain-step seconds + probe calls x its seconds per call) by a median of "
+            f"{statistics.median(gaps):.1%}, 90th percentile {gaps[int(0.9 * (len(gaps) - 1))]:.1%}, at most "
+            f"{gaps[-1]:.1%}. The model keeps each run's own costs and drops when, within the run, the machine was "
+            "slow.", ""]
+
+
+def predictors(runs: list[dict], summary: dict) -> list[str]:
+    """What in a start predicts effopt's speed-up: Spearman correlations over the post-training race's cases."""
+    rows = []
+    for task in RACE_TASKS:
+        ours = summary.get(task, {}).get("effopt")
+        if not ours:
+            continue
+        by_case = {case_key(r): r for r in runs if r["task"] == task and r["method"] == "effopt"}
+        cases = [(c, f) for c, f in ours["per_seed"].items() if c in by_case]
+        speed = [f["speedup_steps"] if f["metric_target"] is not None else f["speedup_objective"] for _, f in cases]
+        if len(cases) < 3 or None in speed:
+            continue
+        signals = {
+            "start metric": [f["initial_metric"] for _, f in cases],
+            "adamw's gain": [f["baseline_gain"] for _, f in cases],
+            "mean accepted multiplier": [statistics.fmean([e["accepted"] for e in by_case[c]["events"]] or [1.0])
+                                         for c, _ in cases],
+            "mean event stability": [statistics.fmean([e["stability"] for e in by_case[c]["events"]
+                                                       if e.get("stability") is not None] or [0.0]) for c, _ in cases],
+        }
+        cells = [_fmt(spearman(values, speed)) if spearman(values, speed) is not None else "n/a"
+                 for values in signals.values()]
+        rows.append(f"| {task} | {len(cases)} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return ["## What predicts effopt's speed-up", "",
+            "Spearman rank correlation, over each task's cases (instance x seed), between effopt's decisive speed-up "
+            "in steps and a property of the case read before or during the run. Few cases: a hint, not a test.", "",
+            "| task | cases | start metric | adamw's gain | mean accepted multiplier | mean event stability |",
+            "|---|---:|---:|---:|---:|---:|", *rows, ""]
 
 
 def write_report(data: dict, source: Path, out: Path = RESULTS, readme: Path | None = README) -> str:
@@ -440,14 +671,14 @@ def write_report(data: dict, source: Path, out: Path = RESULTS, readme: Path | N
     (out / "summary.json").write_text(json.dumps(published, indent=1) + "\n")
 
     mode = runs[0]["mode"] if runs else "?"
-    machine = data.get("machine_info", {})
     device = runs[0]["device_name"] if runs else "cpu"
+    cpu = cpu_text(data, runs)
     lines = [
         "# effopt benchmark report",
         "",
-        f"Mode `{mode}`, device `{device}` ({machine.get('cpu', {}).get('brand_raw', 'unknown CPU')}, "
-        f"{machine.get('cpu', {}).get('count', '?')} cores), {data.get('datetime', '')[:19]}; made from "
-        f"`{source.name}` by `python -m benchmarks.report {source.as_posix()}`.",
+        f"Mode `{mode}`, device `{device}`, CPU: {cpu}; {data.get('datetime', '')[:19]}; made from "
+        f"`{source.name}` by `python -m benchmarks.report {source.as_posix()}`. Step counts are the same on any "
+        "machine whose kernels give the same training arithmetic; seconds are this CPU's.",
         "",
         RULES,
         "",
@@ -469,38 +700,47 @@ def write_report(data: dict, source: Path, out: Path = RESULTS, readme: Path | N
         lines += [
             f"## {task}: {first['regime']}",
             "",
-            f"{first['notes']}. Seeds {first['seeds']}; target {_fmt(first['target'], 3)} (start "
-            f"{first['initial_metric']:.3f}{start_retained}){objective}.",
+            f"{first['notes']}. Instances {first['instances']}, seeds {first['seeds']} ({first['cases']} cases of "
+            f"the baseline); median target {_fmt(first['target'], 3)} (start {first['initial_metric']:.3f}"
+            f"{start_retained}){objective}.",
             "",
             race_table(ordered),
             "",
+            *instance_table(ordered),
             *grid_table(methods),
             detail_table(ordered),
             "",
             f"![{task}]({task}.png)",
             "",
         ]
-        plot(task, [r for r in runs if r["task"] == task], out / f"{task}.png")
+        plot(task, [r for r in runs if r["task"] == task], out / f"{task}.png", first["target"],
+             tuple(m for m in ordered))
+    lines += clock_agreement(summary)
+    lines += predictors(runs, summary)
     lines += stability_table(runs, summary)
     if overhead:
         lines += ["## Overhead", "", f"Threads: {overhead[0]['threads']}.", "", overhead_table(overhead), ""]
     report = "\n".join(lines)
     (out / "REPORT.md").write_text(report)
     if readme is not None:
-        _update_readme(readme, summary, mode, device)
+        _update_readme(readme, summary, mode, device, cpu)
     return report
 
 
-def _update_readme(readme: Path, summary: dict, mode: str, device: str) -> None:
+def _update_readme(readme: Path, summary: dict, mode: str, device: str, cpu: str) -> None:
     if not readme.exists() or MARKERS[0] not in readme.read_text():
         return
     rows = [
-        f"Measured by `make bench` (mode `{mode}`, device `{device}`); every method, seed, the lr grid and the plots "
-        "are in [benchmarks/results/REPORT.md](benchmarks/results/REPORT.md), which states how curves are read. Steps "
-        "to target: median over seeds, k/n seeds reached; objective: a validation loss on held-out data.",
+        f"Measured by `make bench` (mode `{mode}`, device `{device}`, CPU: {cpu}); every method, instance, seed, the "
+        "lr grid and the plots are in [benchmarks/results/REPORT.md](benchmarks/results/REPORT.md), which states how "
+        "curves are read. Steps to target: median over cases (instance x seed) [min..max], k/n cases reached; "
+        "objective: a validation loss on held-out data; speed-up: the median over cases of adamw's steps over the "
+        "method's, and in brackets the worst instance's median (the metric's, or the objective's where the metric "
+        "target is within the metric's noise).",
         "",
-        "| task | method | lr | steps to target | steps to objective target | final metric | final retained |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| task | method | lr | cases | steps to target | steps to objective target | speed-up vs adamw (worst "
+        "instance) | final metric | final retained |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for task, methods in summary.items():
         for method in HEADLINE + ("effopt-paper",):
@@ -508,8 +748,10 @@ def _update_readme(readme: Path, summary: dict, mode: str, device: str) -> None:
             if f is None or (method == "effopt-paper" and TUNED in methods):
                 continue
             obj = "" if f["objective_target"] is None else _steps(f, "steps_to_objective_target", "reached_objective")
-            rows.append(f"| {task} | {method} | {lr_text(f['lr'])} | {_steps(f, 'steps_to_target', 'reached')} | {obj} | "
-                        f"{_na(f['final_metric'], 3)} | {_na(f['retained_final'], 3)} |")
+            worst = "" if len(f["per_instance"]) < 2 else f" ({_times(f['worst_instance_speedup'])})"
+            rows.append(f"| {task} | {method} | {_lr(f)} | {f['cases']} | {_steps(f, 'steps_to_target', 'reached')} | "
+                        f"{obj} | {_times(f['speedup_steps'])}{worst} | {_na(f['final_metric'], 3)} | "
+                        f"{_na(f['retained_final'], 3)} |")
     plots = [f"![{task}](benchmarks/results/{task}.png)" for task in summary if task == "opd-near"]
     text = readme.read_text()
     start, end = text.index(MARKERS[0]) + len(MARKERS[0]), text.index(MARKERS[1])

@@ -1,13 +1,21 @@
 """The benchmark's tasks and methods, per mode. Each task runs a reference loop; nothing here re-implements one.
 
-A task's `run(method, seed, lr)` returns the loop's result dict: `curve` (step, train_seconds, metric, and where the
-task has them objective and retained), `initial_metric`, `final_metric`, `events`, `device`. The metric and `retained`
-are higher-is-better, the objective lower-is-better. `prepare()` builds the task's cached data and models, untimed.
+A task's `run(method, instance, seed, lr)` returns the loop's result dict: `curve` (step, train_seconds, metric, and
+where the task has them objective and retained), `initial_metric`, `final_metric`, `events`, `device`. The metric and
+`retained` are higher-is-better, the objective lower-is-better. `prepare(instance)` loads the shipped instance (or
+builds it), untimed.
 
-The race, per post-training task: the bare optimizer at the task's lr (`adamw`), AdamW over an lr grid on seed 0
-(`adamw-3x`, ... : multiples of the task's lr), `adamw-tuned` (the grid point a user would pick, see
-benchmarks.report.tuned_multiple, run on every seed), the lr-free `prodigy`, effopt's default at the task's lr
-(`effopt`) and at the tuned lr (`effopt-tuned`); then the other peers and ablations, on seed 0 only.
+Instances and seeds: an instance is one build of a task's world (OPD: the `task_seed`'s teacher and students, shipped
+in reference/shipped/; EchoDistill: the `model_seed`'s clean model; classic: the `data_seed`'s random teacher), a seed
+one run on it (data order and samples). A task runs on `cases`, (instance, seed) pairs: opd-near and classic on every
+instance x every seed, the others on the diagonal (seed i on instance i), which costs what three seeds on one instance
+cost and still says whether a figure holds across builds.
+
+The race, per post-training task: the bare optimizer at the task's lr (`adamw`), AdamW over an lr grid on each
+instance's first seed (`adamw-3x`, ... : multiples of the task's lr), `adamw-tuned` (the grid point a user would pick
+on that instance, see benchmarks.report.tuned_multiple, run on every seed), the lr-free `prodigy`, effopt's default at
+the task's lr (`effopt`) and at the tuned lr (`effopt-tuned`); then the other peers and ablations, on the first case
+only.
 
 Modes: "quick" (the default; every task, small sizes, the headline rows on three seeds, about 15 minutes on two CPU
 cores from a warm cache), "full" (the whole grid and every row on three seeds, larger budgets; sized for a GPU, and
@@ -30,6 +38,16 @@ if not _SEEDS.isdigit() or int(_SEEDS) < 1:
     raise ValueError(f"EFFOPT_BENCH_SEEDS: expected a positive int (the seeds of every quick and full task), got "
                      f"{_SEEDS!r}")
 SEEDS = tuple(range(int(_SEEDS)))  #: seeds 0, 1, ... of every task in the quick and full modes (default 3)
+_INSTANCES = os.environ.get("EFFOPT_BENCH_INSTANCES", "3")
+if not _INSTANCES.isdigit() or not 1 <= int(_INSTANCES) <= 3:
+    raise ValueError(f"EFFOPT_BENCH_INSTANCES: expected 1, 2 or 3 (the shipped instances), got {_INSTANCES!r}")
+INSTANCES = tuple(range(int(_INSTANCES)))  #: the instances of every post-training task (default 3)
+_THREADS = os.environ.get("EFFOPT_BENCH_THREADS", "2")
+if not _THREADS.isdigit() or int(_THREADS) < 1:
+    raise ValueError(f"EFFOPT_BENCH_THREADS: expected a positive int, got {_THREADS!r}")
+#: torch's CPU threads in every run (default 2, the machine the committed results come from): a reduction split over
+#: another number of threads adds in another order, so the thread count is part of what makes two machines agree
+THREADS = int(_THREADS)
 
 BASELINE, TUNED = "adamw", "adamw-tuned"
 #: What a user would pick instead of the baseline (the race's headline, on every seed), and effopt's rows: the default
@@ -56,116 +74,157 @@ def optimizer_of(method: str) -> str:
     return method.removesuffix("-tuned")
 
 
+def every(instances: tuple[int, ...], seeds: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+    """Every seed on every instance."""
+    return tuple((i, s) for i in instances for s in seeds)
+
+
+def diagonal(instances: tuple[int, ...], seeds: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+    """Seed i on instance i (instances beyond the seeds' count, or seeds beyond the instances', on the last one)."""
+    return tuple((min(k, len(instances) - 1), seeds[min(k, len(seeds) - 1)]) for k in range(max(len(instances),
+                                                                                                 len(seeds))))
+
+
 @dataclass
 class Task:
     name: str
     regime: str  # "post-training" (a capable model, a small lr) or "from scratch" (a tuned lr)
-    run: Callable[[str, int, float], dict]
-    prepare: Callable[[], object]
+    run: Callable[[str, int, int, float], dict]  # (method's optimizer, instance, seed, lr) -> the loop's result
+    prepare: Callable[[int], object]  # (instance) -> its world, loaded or built before any clock starts
     lr: float  # the task's learning rate: what the loop's users run
     notes: str
-    seeds: tuple[int, ...] = (0,)
-    headline: tuple[str, ...] = (BASELINE, "effopt")  # run on every seed
-    others: tuple[str, ...] = PEERS  # run on the first seed only
-    grid: tuple[float, ...] = ()  # AdamW's lr grid on the first seed; with it, adamw-tuned and effopt-tuned
+    cases: tuple[tuple[int, int], ...] = ((0, 0),)  # (instance, seed) pairs, in the order they run
+    headline: tuple[str, ...] = (BASELINE, "effopt")  # run on every case
+    sparse: tuple[str, ...] = ()  # run on the diagonal of the cases only (seed k on instance k): one seed an instance
+    others: tuple[str, ...] = PEERS  # run on the first case only
+    grid: tuple[float, ...] = ()  # AdamW's lr grid on each instance's first seed; with it, the tuned rows
+    metric_examples: int | None = None  # the eval set's size: how noisy the metric is (yardstick.conditioned)
 
-    def methods(self, seed: int) -> list[str]:
-        """The runs of one seed, in the order they run: the baseline first, the grid on the first seed (the tuned lr
-        is chosen from it before any tuned row runs), then the rest."""
-        first = seed == self.seeds[0]
-        grid = [grid_name(m) for m in self.grid] if first else []
-        rest = [m for m in self.headline if m != BASELINE] + (list(self.others) if first else [])
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(sorted({s for _, s in self.cases}))
+
+    @property
+    def instances(self) -> tuple[int, ...]:
+        return tuple(sorted({i for i, _ in self.cases}))
+
+    def first_seed(self, instance: int) -> int:
+        return next(s for i, s in self.cases if i == instance)
+
+    def methods(self, instance: int, seed: int) -> list[str]:
+        """The runs of one case, in the order they run: the baseline first, the grid on the instance's first seed (the
+        tuned lr is chosen from it before any tuned row runs), then the rest."""
+        grid = [grid_name(m) for m in self.grid] if seed == self.first_seed(instance) else []
+        rest = [m for m in self.headline if m != BASELINE]
+        rest += list(self.sparse) if (instance, seed) in diagonal(self.instances, self.seeds) else []
+        rest += list(self.others) if (instance, seed) == self.cases[0] else []
         return [BASELINE, *grid, *rest]
 
 
+CLASSIC_DATA_SEED = 1234  # classic's instance 0 (reference.classic.ClassicConfig.data_seed); instance i adds i
+
+
 def _classic(steps: int):
-    def run(method: str, seed: int, lr: float) -> dict:
+    def run(method: str, instance: int, seed: int, lr: float) -> dict:
         from reference.classic import ClassicConfig, train
 
-        return train(ClassicConfig(optimizer=method, steps=steps, seed=seed, lr=lr))
+        return train(ClassicConfig(optimizer=method, steps=steps, seed=seed, lr=lr,
+                                   data_seed=CLASSIC_DATA_SEED + instance))
 
     return run
 
 
 @functools.lru_cache(maxsize=None)
-def _opd_task(regime: str, size: str):
+def _opd_task(regime: str, size: str, instance: int):
     from reference import opd
 
-    return opd.prepare(opd.OPDConfig(size=size, regime=regime), progress=False)
+    return opd.prepare(opd.OPDConfig(size=size, regime=regime, task_seed=instance), progress=False)
 
 
 def _opd(regime: str, size: str, steps: int, loss: str):
-    def run(method: str, seed: int, lr: float) -> dict:
+    def run(method: str, instance: int, seed: int, lr: float) -> dict:
         from reference import opd
 
-        cfg = opd.OPDConfig(size=size, regime=regime, optimizer=method, lr=lr, steps=steps, seed=seed, loss=loss)
-        return opd.train(cfg, task=_opd_task(regime, size), progress=False)
+        cfg = opd.OPDConfig(size=size, regime=regime, optimizer=method, lr=lr, steps=steps, seed=seed, loss=loss,
+                            task_seed=instance)
+        return opd.train(cfg, task=_opd_task(regime, size, instance), progress=False)
 
     return run
 
 
 def _sft(size: str, steps: int):
-    def run(method: str, seed: int, lr: float) -> dict:
+    def run(method: str, instance: int, seed: int, lr: float) -> dict:
         from reference import sft
 
-        cfg = sft.SFTConfig(size=size, optimizer=method, lr=lr, steps=steps, seed=seed)
-        return sft.train(cfg, task=_opd_task("near-teacher", size), progress=False)
+        cfg = sft.SFTConfig(size=size, optimizer=method, lr=lr, steps=steps, seed=seed, task_seed=instance)
+        return sft.train(cfg, task=_opd_task("near-teacher", size, instance), progress=False)
 
     return run
 
 
 @functools.lru_cache(maxsize=None)
-def _echo_task(size: str):
+def _echo_task(size: str, instance: int):
     from reference import echodistill
 
-    return echodistill.prepare(echodistill.EchoConfig(size=size))
+    return echodistill.prepare(echodistill.EchoConfig(size=size, model_seed=instance))
 
 
 def _echo(size: str, steps: int, eval_every: int):
-    def run(method: str, seed: int, lr: float) -> dict:
+    def run(method: str, instance: int, seed: int, lr: float) -> dict:
         from reference import echodistill
 
         cfg = echodistill.EchoConfig(size=size, optimizer=method, steps=steps, seed=seed, metric="noisy", lr=lr,
-                                     eval_every=eval_every, final_all_snrs=False)
-        return echodistill.train(cfg, task=_echo_task(size), progress=False)
+                                     eval_every=eval_every, final_all_snrs=False, model_seed=instance)
+        return echodistill.train(cfg, task=_echo_task(size, instance), progress=False)
 
     return run
 
 
 def tasks(mode: str = MODE) -> list[Task]:
-    if mode == "smoke":
-        return [Task("classic", "from scratch", _classic(40), lambda: None, 3e-3, "MLP from scratch, 40 steps",
-                     seeds=(0, 1), others=(), headline=(BASELINE, TUNED, "effopt", "effopt-tuned"), grid=(3,))]
+    if mode == "smoke":  # two seeds on instance 0 and one on instance 1, whose first seed runs its own grid
+        return [Task("classic", "from scratch", _classic(40), lambda instance: None, 3e-3, "MLP from scratch, 40 steps",
+                     cases=((0, 0), (0, 1), (1, 0)), others=(), headline=(BASELINE, TUNED, "effopt", "effopt-tuned"),
+                     grid=(3,), metric_examples=2048)]
+    from reference.echodistill import SIZES as ECHO_SIZES
+    from reference.opd import SIZES as OPD_SIZES
+
     full = mode == "full"
-    seeds = SEEDS
     size = "gpu" if full else "quick"
     steps = 600 if full else 300
+    opd_examples, echo_examples = OPD_SIZES[size].splits["eval"], ECHO_SIZES[size]["n_eval"]
     near = "capable student (about 60% exact match) that also knows a second skill (reversal, about 99%), small lr"
-    race = dict(seeds=seeds, headline=HEADLINE, grid=GRID)
-    no_harm = dict(seeds=seeds, headline=(BASELINE, "effopt", "effopt-noscale"))  # where extrapolation may not pay
-    others = PEERS + ABLATIONS
+    on_every, on_diagonal = every(INSTANCES, SEEDS), diagonal(INSTANCES, SEEDS)
+    # quick: opd-near's headline on every instance x seed, its ablations on one seed an instance (or the first case);
+    # the other post-training races on the diagonal
+    race = dict(cases=on_every if full else on_diagonal, headline=HEADLINE, grid=GRID)
+    near_race = race if full else dict(race, cases=on_every, headline=(BASELINE, TUNED, "prodigy", "effopt"),
+                                       sparse=("effopt-tuned", "effopt-noscale"))
+    no_harm = dict(cases=on_every if full else on_diagonal, headline=(BASELINE, "effopt", "effopt-noscale"))
+    others = PEERS + ABLATIONS if full else ("effopt-guard", "effopt-paper", "effopt-paper-loss", "effopt-quadratic")
     others_short = PEERS if full else ("effopt-paper",)  # quick: Lookahead, schedule-free and ExPO on opd-near only
     near_task = functools.partial(_opd_task, "near-teacher", size)
+    far_task = functools.partial(_opd_task, "far", size)
     listed = [
         Task("opd-near", "post-training", _opd("near-teacher", size, steps, "full"), near_task, 1e-5,
-             f"OPD, {near} 1e-5, full-vocabulary reverse KL, {steps} steps", others=others, **race),
+             f"OPD, {near} 1e-5, full-vocabulary reverse KL, {steps} steps", others=others,
+             metric_examples=opd_examples, **near_race),
         Task("sft", "post-training", _sft(size, steps), near_task, 3e-6,
-             f"supervised fine-tuning of the OPD task's {near} 3e-6, {steps} steps", others=others_short, **race),
+             f"supervised fine-tuning of the OPD task's {near} 3e-6, {steps} steps", others=others_short,
+             metric_examples=opd_examples, **race),
         Task("echodistill", "post-training", _echo(size, 200 if full else 150, 15), functools.partial(_echo_task, size),
              1e-3, "EchoDistill (full method) of the clean-trained audio LM on noisy audio; metric: Noisy (agreement "
              "of the noisy prediction with the clean teacher's answer) at -10 dB; retained: accuracy on clean audio",
-             others=others_short, **race),
-        # Do no harm: where extrapolation is not expected to pay, on every seed.
+             others=others_short, metric_examples=echo_examples, **race),
+        # Do no harm: where extrapolation is not expected to pay, on every case.
         Task("opd-grpo", "RL (post-training)", _opd("near-teacher", size, steps, "grpo"), near_task, 1e-5,
              f"RL on the OPD task's {near} 1e-5: exact-match reward, GRPO advantages over 8 samples, {steps} steps",
-             others=(), **no_harm),
-        Task("opd-far", "far from the teacher, tuned lr", _opd("far", size, steps, "full"),
-             functools.partial(_opd_task, "far", size), 5e-4,
+             others=(), metric_examples=opd_examples, **no_harm),
+        Task("opd-far", "far from the teacher, tuned lr", _opd("far", size, steps, "full"), far_task, 5e-4,
              f"OPD, barely trained student (about 5%), AdamW's best lr 5e-4, full-vocabulary reverse KL, {steps} steps",
-             others=("prodigy",) + (PEERS if full else ()), **no_harm),
-        Task("classic", "from scratch", _classic(1500 if full else 600), lambda: None, 3e-3,
+             others=("prodigy",) + (PEERS if full else ()), metric_examples=opd_examples, **no_harm),
+        Task("classic", "from scratch", _classic(1500 if full else 600), lambda instance: None, 3e-3,
              "MLP on a random teacher's labels, from scratch, AdamW lr 3e-3 (tuned)",
-             others=("prodigy",) + (PEERS if full else ()), **no_harm),
+             others=("prodigy",) + (PEERS if full else ()), metric_examples=2048, **dict(no_harm, cases=on_every)),
     ]
     held_out = []  # not in the quick mode: other learning rates, and the sampled-token loss of the EffOPD code
     if mode == "heldout":  # the defaults against AdamW, and nothing else
@@ -173,12 +232,14 @@ def tasks(mode: str = MODE) -> list[Task]:
     if full or mode == "heldout":
         for lr in (3e-6, 3e-5):
             held_out.append(Task(f"opd-near-lr{lr:g}", "post-training", _opd("near-teacher", size, steps, "full"),
-                                 near_task, lr, f"OPD, {near} {lr:g}, full-vocabulary reverse KL", **no_harm))
+                                 near_task, lr, f"OPD, {near} {lr:g}, full-vocabulary reverse KL",
+                                 metric_examples=opd_examples, **no_harm))
         for lr in (2e-4, 1e-3):
             held_out.append(Task(f"opd-far-lr{lr:g}", "far from the teacher", _opd("far", size, steps, "full"),
-                                 functools.partial(_opd_task, "far", size), lr,
-                                 f"OPD, barely trained student, lr {lr:g}", **no_harm))
+                                 far_task, lr, f"OPD, barely trained student, lr {lr:g}", metric_examples=opd_examples,
+                                 **no_harm))
         held_out.append(Task("opd-near-sampled", "post-training", _opd("near-teacher", size, steps, "sampled"),
                              near_task, 1e-5, f"OPD, {near} 1e-5, sampled-token reverse KL (EffOPD's form)",
+                             metric_examples=opd_examples,
                              **dict(no_harm, others=PEERS + ABLATIONS) if full else no_harm))
     return held_out if mode == "heldout" else listed + held_out

@@ -4,13 +4,19 @@ The rules, stated once (REPORT.md quotes them):
 
 - Curves are read smoothed: at each evaluation point, the mean of it and the ``SMOOTH - 1`` points before it (fewer at
   the start). One point of exact match on 512 examples is +-1.7 points of noise; three of them, +-1.
-- Target, per task, seed and measure: the start plus ``GAIN_SHARE`` of the gain that the baseline (AdamW at the task's
-  lr) made by the end of its budget, its end being the mean of its last ``SMOOTH`` points. The same rule for the task
-  metric (higher is better) and for the objective (a validation loss, lower is better). Where the baseline made no
-  gain, there is no target.
+- Target, per task, instance, seed and measure: the start plus ``GAIN_SHARE`` of the gain that the baseline (AdamW at
+  the task's lr) made by the end of its budget, its end being the mean of its last ``SMOOTH`` points. The same rule for
+  the task metric (higher is better) and for the objective (a validation loss, lower is better). Where the baseline
+  made no gain, there is no target.
+- A metric target must be well-conditioned: the baseline's gain at least ``CONDITIONING`` standard errors of the
+  metric at the baseline's end (``sqrt(p (1 - p) / n)`` for a proportion p on n eval examples). Below that the target
+  sits inside the metric's own noise; the metric has no target on that run and the objective decides.
 - Steps to target: the first evaluation point from which the smoothed curve stays at or beyond the target until the end
   of the run. A run that touches the target and falls back has not reached it; one that never stays is ``never``.
 - Seconds to target: the training seconds (probes and events included, evaluation excluded) at that same point.
+- Modelled seconds, beside the measured ones (which a shared machine makes noisy): steps x the run's plain-step
+  seconds (its training seconds outside extrapolation events, per step) + probe calls so far (main probe and guard) x
+  its seconds per probe call (the median over its events of an event's seconds per call, the moves included).
 - Over seeds: the median with misses counted as never (infinitely many steps), shown with ``k/n reached``; per-seed
   speed-ups are the reference's figure over the run's, a miss counting as 0x, then the median.
 """
@@ -22,6 +28,7 @@ import statistics
 
 GAIN_SHARE = 0.95
 SMOOTH = 3
+CONDITIONING = 3.0
 
 
 def smoothed(values: list[float]) -> list[float]:
@@ -35,11 +42,23 @@ def tail(curve: list[dict], key: str) -> float | None:
     return statistics.fmean(values[-SMOOTH:]) if values else None
 
 
-def target(baseline: list[dict], key: str, higher: bool = True) -> float | None:
-    """The start plus ``GAIN_SHARE`` of the baseline's gain to its tail; None where it has no such measure or made no
-    gain in the direction of better (there is then nothing to race to)."""
+def conditioned(baseline: list[dict], key: str, examples: int | None) -> bool:
+    """Whether the baseline's gain in a proportion measured on `examples` items is at least ``CONDITIONING`` standard
+    errors of that proportion at the baseline's end (True where `examples` is None: nothing to check)."""
+    start, end = baseline[0].get(key), tail(baseline, key)
+    if examples is None or start is None or end is None:
+        return True
+    return abs(end - start) >= CONDITIONING * math.sqrt(max(end * (1 - end), 0.0) / examples)
+
+
+def target(baseline: list[dict], key: str, higher: bool = True, examples: int | None = None) -> float | None:
+    """The start plus ``GAIN_SHARE`` of the baseline's gain to its tail; None where it has no such measure, made no
+    gain in the direction of better (there is then nothing to race to), or, for a proportion on `examples` items, its
+    gain is not well-conditioned (`conditioned`)."""
     start, end = baseline[0].get(key), tail(baseline, key)
     if start is None or end is None or not (end > start if higher else end < start):
+        return None
+    if not conditioned(baseline, key, examples):
         return None
     return start + GAIN_SHARE * (end - start)
 
@@ -89,3 +108,30 @@ def spread(values: list[float | None]) -> tuple[float, float] | None:
         return None
     finite = [math.inf if v is None else v for v in values]
     return min(finite), max(finite)
+
+
+def probe_calls(event: dict) -> int:
+    """The probe calls one extrapolation event made: the main probe's and the guard's."""
+    return len(event.get("values", ())) + len(event.get("guard", ()))
+
+
+def probe_bill(curve: list[dict], events: list[dict]) -> dict:
+    """What a run's probes cost it: `probe_share` (of its training seconds), `probe_calls_per_100_steps`, and the
+    clock model's two figures, `step_seconds` and `probe_call_seconds` (see the module's rules)."""
+    total, steps = curve[-1]["train_seconds"], curve[-1]["step"]
+    in_events = sum(e["seconds"] for e in events)
+    per_call = [e["seconds"] / probe_calls(e) for e in events if probe_calls(e)]
+    return {
+        "probe_share": in_events / total if total else 0.0,
+        "probe_calls_per_100_steps": 100 * sum(map(probe_calls, events)) / steps if steps else 0.0,
+        "step_seconds": (total - in_events) / steps if steps else 0.0,
+        "probe_call_seconds": statistics.median(per_call) if per_call else 0.0,
+    }
+
+
+def modelled_seconds(step: int | None, events: list[dict], bill: dict) -> float | None:
+    """The clock model's training seconds at `step` (None for never)."""
+    if step is None:
+        return None
+    calls = sum(probe_calls(e) for e in events if e["step"] <= step)
+    return step * bill["step_seconds"] + calls * bill["probe_call_seconds"]

@@ -62,8 +62,9 @@ def test_medians_count_misses_as_never_and_ratios_as_zero():
     assert yardstick.spread([10, None]) == (10, float("inf"))
 
 
-def _run(method, seed, metric, retained=None, multiple=1.0, objective=None, events=()):
-    return dict(task="t", method=method, seed=seed, curve=curve(metric, retained=retained, objective=objective),
+def _run(method, seed, metric, retained=None, multiple=1.0, objective=None, events=(), instance=0):
+    return dict(task="t", method=method, seed=seed, instance=instance,
+                curve=curve(metric, retained=retained, objective=objective),
                 initial_metric=metric[0], final_metric=metric[-1], events=list(events), device_name="cpu",
                 regime="post-training", notes="", lr=1e-5 * multiple, lr_multiple=multiple, run_seconds=1.0)
 
@@ -119,7 +120,8 @@ def test_tables_show_lr_free_rows_and_undefined_speedups():
         run["lr"] = run["lr_multiple"] = None
     table = race_table(summarise(runs)["t"])
     row = next(line for line in table.splitlines() if line.startswith("| prodigy"))
-    assert "| free |" in row and "(1/2 defined)" in row  # seed 1's baseline made no gain: no speed-up there
+    # seed 1's baseline made no gain: no target there, so that case leaves the medians, and the table says so
+    assert "| free |" in row and "60 1/1 (1/2 with a target)" in row
 
 def test_summary_speedups_k_of_n_and_per_seed_fields():
     base = [0.5, 0.6, 0.7, 0.8, 0.9, 0.9, 0.9]  # target 0.5 + 0.95 * 0.4 = 0.88; smoothed reaches it at step 60
@@ -133,13 +135,13 @@ def test_summary_speedups_k_of_n_and_per_seed_fields():
     summary = summarise(runs)["t"]
     assert summary["adamw"]["speedup_steps"] == 1.0 and summary["adamw"]["steps_to_target"] == 60
     ours = summary["effopt"]
-    assert ours["per_seed"]["0"]["steps_to_target"] == 30 and ours["per_seed"]["1"]["steps_to_target"] is None
+    assert ours["per_seed"]["i0-s0"]["steps_to_target"] == 30 and ours["per_seed"]["i0-s1"]["steps_to_target"] is None
     assert ours["reached"] == "1/2" and ours["speedup_steps_per_seed"] == [2.0, 0.0]
     assert ours["steps_to_target"] is None  # the median of 30 and never is never
     assert ours["speedup_steps"] == 1.0  # the median of 2x and 0x
     # the objective: 0.4 at the tail, target 1.0 - 0.95 * 0.6 = 0.43; smoothed 0.467 at 40, 0.433 at 50, 0.4 at 60
     assert ours["steps_to_objective_target"] == summary["adamw"]["steps_to_objective_target"] == 60
-    assert set(ours["per_seed"]["0"]) >= {"steps_to_target", "seconds_to_target", "final_metric", "retained_final",
+    assert set(ours["per_seed"]["i0-s0"]) >= {"steps_to_target", "seconds_to_target", "final_metric", "retained_final",
                                           "steps_to_objective_target"}
 
 
@@ -152,18 +154,22 @@ def test_harness_and_report_run_end_to_end(tmp_path):
         cwd=ROOT, env=env, check=True, capture_output=True, text=True,
     )
     lines = [line.lstrip(".") for line in run.stdout.splitlines() if line.lstrip(".").startswith("[")]
-    assert len(lines) == 9 and "classic seed 0 adamw (lr 0.003)" in lines[0] and "min left]" in lines[0]
+    assert len(lines) == 14 and "classic instance 0 seed 0 adamw (lr 0.003)" in lines[0] and "min left]" in lines[0]
     infos = [b["extra_info"] for b in json.loads(raw.read_text())["benchmarks"]
              if b["extra_info"].get("kind") == "speedup"]
-    order = [(info["seed"], info["method"]) for info in infos]
-    assert order == [(0, "adamw"), (0, "adamw-3x"), (0, "adamw-tuned"), (0, "effopt"), (0, "effopt-tuned"),
-                     (1, "adamw"), (1, "adamw-tuned"), (1, "effopt"), (1, "effopt-tuned")]  # seed-major
-    by = {(i["seed"], i["method"]): i for i in infos}
-    tuned = by[(0, "adamw-tuned")]
-    assert tuned["lr_multiple"] in (1, 3)
-    assert by[(1, "adamw-tuned")]["lr"] == tuned["lr"] == by[(1, "effopt-tuned")]["lr"]
-    assert tuned["reused"] == ("adamw" if tuned["lr_multiple"] == 1 else "adamw-3x")  # the grid run, not a rerun
-    assert tuned["curve"] == by[(0, tuned["reused"])]["curve"] and by[(1, "adamw-tuned")]["reused"] is None
+    order = [(info["seed"], info["instance"], info["method"]) for info in infos]
+    run_of = ["adamw", "adamw-3x", "adamw-tuned", "effopt", "effopt-tuned"]  # an instance's first seed: its grid too
+    assert order == ([(0, 0, m) for m in run_of] + [(0, 1, m) for m in run_of]  # seed-major
+                     + [(1, 0, m) for m in ("adamw", "adamw-tuned", "effopt", "effopt-tuned")])
+    by = {(i["instance"], i["seed"], i["method"]): i for i in infos}
+    for instance in (0, 1):  # each instance's tuned lr comes from its own grid, and its first seed reuses that run
+        tuned = by[(instance, 0, "adamw-tuned")]
+        assert tuned["lr_multiple"] in (1, 3)
+        assert tuned["reused"] == ("adamw" if tuned["lr_multiple"] == 1 else "adamw-3x")  # the grid run, no rerun
+        assert tuned["curve"] == by[(instance, 0, tuned["reused"])]["curve"]
+    tuned = by[(0, 0, "adamw-tuned")]
+    assert by[(0, 1, "adamw-tuned")]["lr"] == tuned["lr"] == by[(0, 1, "effopt-tuned")]["lr"]
+    assert by[(0, 1, "adamw-tuned")]["reused"] is None
     out = tmp_path / "results"
     subprocess.run(
         [sys.executable, "-m", "benchmarks.report", str(raw), "--out", str(out), "--no-readme"],
@@ -175,10 +181,12 @@ def test_harness_and_report_run_end_to_end(tmp_path):
         assert set(figures) >= {"steps_to_target", "seconds_to_target", "final_metric", "speedup_steps",
                                 "speedup_seconds", "seeds", "device", "lr", "retained_final", "per_seed",
                                 "steps_to_objective_target", "speedup_steps_vs_tuned"}
-        assert set(figures["per_seed"]) == {str(seed) for seed in figures["seeds"]}
+        assert set(figures["per_seed"]) <= {f"i{i}-s{s}" for i in (0, 1) for s in (0, 1)}
+        assert set(figures["per_instance"]) == {str(i) for i in figures["instances"]}
     assert summary["classic"]["adamw"]["speedup_steps"] == 1.0
     report = (out / "REPORT.md").read_text()
     assert "## classic" in report and "## Overhead" in report and "| adamw | 0.003 |" in report
+    assert "CPU: " in report and "cores" in report and "| instance |" in report
     assert (out / "classic.png").stat().st_size > 0
 
 
@@ -190,11 +198,11 @@ def test_full_mode_covers_the_race_on_three_seeds():
     held_out = {"opd-near-lr3e-06", "opd-near-lr3e-05", "opd-far-lr0.0002", "opd-far-lr0.001", "opd-near-sampled"}
     assert held_out <= set(full)
     assert set(full) - set(t.name for t in tasks("quick")) == {n for n in full if "-lr" in n or n.endswith("sampled")}
-    assert all(t.seeds == (0, 1, 2) for t in full.values())
+    assert all(t.seeds == (0, 1, 2) and t.instances == (0, 1, 2) for t in full.values())
     for name in ("opd-near", "sft", "echodistill"):
         task = full[name]
-        assert set(HEADLINE) <= set(task.methods(1)) and task.grid == (3, 10, 30)
-        first = task.methods(0)
+        assert set(HEADLINE) <= set(task.methods(0, 1)) and task.grid == (3, 10, 30)
+        first = task.methods(1, 0)
         assert first.index("adamw-30x") < first.index("adamw-tuned") < first.index("effopt-tuned")
 
 
@@ -205,7 +213,7 @@ def test_heldout_mode_runs_the_held_out_tasks_alone_at_the_quick_sizes():
     full = {t.name: t for t in tasks("full")}
     assert set(held_out) == set(full) - {t.name for t in tasks("quick")}
     for name, task in held_out.items():
-        assert task.methods(0) == ["adamw", "effopt", "effopt-noscale"] and task.lr == full[name].lr
+        assert task.methods(0, 0) == ["adamw", "effopt", "effopt-noscale"] and task.lr == full[name].lr
 
 
 def test_the_number_of_seeds_is_an_environment_setting_and_bad_values_are_named():
@@ -219,3 +227,84 @@ def test_the_number_of_seeds_is_an_environment_setting_and_bad_values_are_named(
     for bad in ("0", "three", "-1"):
         failed = run(bad)
         assert failed.returncode != 0 and "EFFOPT_BENCH_SEEDS: expected a positive int" in failed.stderr
+
+
+def test_a_metric_target_within_the_metrics_noise_is_no_target():
+    # 512 examples at 0.7: one standard error is 0.020, three 0.061
+    small = curve([0.65, 0.68, 0.70, 0.70, 0.70])  # gains 0.05
+    large = curve([0.60, 0.65, 0.70, 0.70, 0.70])  # gains 0.10
+    assert not yardstick.conditioned(small, "metric", 512) and yardstick.conditioned(large, "metric", 512)
+    assert target(small, "metric", examples=512) is None and target(small, "metric") is not None
+    assert target(large, "metric", examples=512) == pytest.approx(0.6 + 0.95 * 0.1)
+    assert yardstick.conditioned(small, "metric", 4096)  # a larger eval set resolves the same gain
+
+
+def test_instances_are_summarised_each_and_the_objective_decides_where_the_metric_is_noise():
+    base = [0.5, 0.6, 0.7, 0.8, 0.9, 0.9, 0.9]
+    flat = [0.70, 0.70, 0.71, 0.71, 0.72, 0.72, 0.72]  # a gain of 0.02 on 512 examples: within the noise
+    fast = [0.5, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]
+    objective, quick_objective = [1.0, 0.8, 0.6, 0.5, 0.4, 0.4, 0.4], [1.0, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4]
+    runs = []
+    for instance, seed, metric in ((0, 0, base), (0, 1, base), (1, 0, flat)):
+        runs.append(dict(_run("adamw", seed, metric, objective=objective, instance=instance), metric_examples=512))
+        runs.append(_run("effopt", seed, fast if metric is base else metric, objective=quick_objective,
+                         instance=instance))
+    ours = summarise(runs)["t"]["effopt"]
+    assert ours["instances"] == [0, 1] and ours["cases"] == 3
+    assert ours["per_seed"]["i1-s0"]["metric_target"] is None
+    assert ours["per_seed"]["i1-s0"]["metric_target_conditioned"] is False
+    assert ours["reached"] == "2/2"  # the ill-conditioned case leaves the metric's medians
+    first, second = ours["per_instance"]["0"], ours["per_instance"]["1"]
+    assert first["speedup_decisive"] == first["speedup_steps"] == 2.0 and first["conditioned"] == "2/2"
+    # instance 1: the objective's target (1.0 - 0.95 * 0.6 = 0.43) at step 60 for adamw, 30 for effopt (smoothed)
+    assert second["speedup_steps"] is None and second["speedup_decisive"] == second["speedup_objective"] == 2.0
+    assert ours["worst_instance_speedup"] == 2.0
+
+
+def test_instance_goals_hold_on_every_instance_or_are_not_met():
+    from benchmarks.report import MIN_INSTANCES, instance_goals
+
+    base, fast = [0.5, 0.6, 0.7, 0.8, 0.9, 0.9, 0.9], [0.5, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]
+    objective, quick = [1.0, 0.8, 0.6, 0.5, 0.4, 0.4, 0.4], [1.0, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4]
+    runs = []
+    for instance in range(MIN_INSTANCES):
+        for method, metric, obj in (("adamw", base, objective), ("adamw-tuned", base, objective),
+                                    ("effopt", fast if instance else base, quick)):
+            runs.append(dict(_run(method, 0, metric, objective=obj, instance=instance), task="opd-near"))
+    rows = {what.split(" on ")[0].split(" than ")[0]: ok for what, ok, _ in instance_goals(summarise(runs))}
+    assert rows == {"opd-near: effopt at least 2.5x fewer steps": False,  # instance 0 is 1x
+                    "opd-near: effopt no slower": True, "opd-near: effopt at least 3x fewer steps": False}
+    few = [r for r in runs if r["instance"] != 0]
+    assert not any(ok for _, ok, _ in instance_goals(summarise(few)))  # fewer instances than the goal asks
+
+
+def test_cases_cover_every_instance_or_the_diagonal_and_bad_instance_counts_are_named():
+    from benchmarks.tasks import diagonal, every, tasks
+
+    assert every((0, 1), (0, 1, 2)) == ((0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2))
+    assert diagonal((0, 1, 2), (0, 1, 2)) == ((0, 0), (1, 1), (2, 2))
+    quick = {t.name: t for t in tasks("quick")}
+    assert quick["opd-near"].cases == every((0, 1, 2), (0, 1, 2)) and quick["sft"].cases == ((0, 0), (1, 1), (2, 2))
+    near = quick["opd-near"]
+    assert near.methods(1, 0)[:4] == ["adamw", "adamw-3x", "adamw-10x", "adamw-30x"]  # each instance's own grid
+    assert "effopt-noscale" in near.methods(1, 1) and "effopt-noscale" not in near.methods(1, 0)
+    code = "import benchmarks.tasks"
+    for bad in ("0", "4", "x"):
+        env = dict(os.environ, EFFOPT_BENCH_INSTANCES=bad)
+        failed = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert failed.returncode != 0 and "EFFOPT_BENCH_INSTANCES: expected 1, 2 or 3" in failed.stderr
+
+
+def test_the_probe_bill_and_modelled_seconds_follow_the_runs_own_costs():
+    # 100 steps in 13 s, of which two events took 2 s and 1 s for 4 and 2 probe calls (guard included)
+    points = [{"step": 0, "train_seconds": 0.0}, {"step": 50, "train_seconds": 7.0}, {"step": 100, "train_seconds": 13.0}]
+    events = [{"step": 10, "values": [1, 2, 3], "guard": [1], "seconds": 2.0},
+              {"step": 60, "values": [1, 2], "guard": [], "seconds": 1.0}]
+    bill = yardstick.probe_bill(points, events)
+    assert bill["probe_share"] == pytest.approx(3 / 13) and bill["probe_calls_per_100_steps"] == pytest.approx(6)
+    assert bill["step_seconds"] == pytest.approx(0.1) and bill["probe_call_seconds"] == pytest.approx(0.5)
+    assert yardstick.modelled_seconds(50, events, bill) == pytest.approx(50 * 0.1 + 4 * 0.5)
+    assert yardstick.modelled_seconds(100, events, bill) == pytest.approx(13.0)  # at the end: the measured total
+    assert yardstick.modelled_seconds(None, events, bill) is None
+    bare = yardstick.probe_bill(points, [])
+    assert bare["probe_share"] == 0 and yardstick.modelled_seconds(50, [], bare) == pytest.approx(6.5)
