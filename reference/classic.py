@@ -92,7 +92,7 @@ def train(cfg: ClassicConfig, make_optimizer=None, progress: bool = False) -> di
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+    parser = argparse.ArgumentParser(prog="python -m reference.classic", description=__doc__.splitlines()[0],
                                      formatter_class=ShowDefaults)
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw", help="reference.optimizers.OPTIMIZERS")
     parser.add_argument("--lr", type=float, default=ClassicConfig.lr, help="AdamW's tuned lr")

@@ -561,7 +561,7 @@ def train(cfg: EchoConfig, make_optimizer=None, task: Task | None = None, progre
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m reference.echodistill", description=__doc__.split("\n")[0],
                                      formatter_class=ShowDefaults)
     for field in dataclasses.fields(EchoConfig):
         flag, default = "--" + field.name.replace("_", "-"), field.default
