@@ -224,6 +224,15 @@ def test_trainer_log_gets_every_event_between_logging_steps(monkeypatch, tmp_pat
                                              "epoch": trainer.state.epoch, "step": 16}
 
 
+def test_the_callback_counts_new_events_past_a_bounded_history():
+    from effopt.integrations import _since
+
+    a, b, c = ({"step": s} for s in (1, 2, 3))
+    assert _since([a, b, c], b) == 1 and _since([a, b, c], c) == 0 and _since([a, b, c], None) == 3
+    assert _since([b, c], a) == 2  # the last logged event has left the history: every kept one is new
+    assert _since([a, dict(a)], a) == 1  # the very dict, not an equal one
+
+
 def test_event_metrics_leave_out_what_is_unknown():
     event = {"step": 4, "multipliers": [1.0, 2.0, 3.0], "values": [0.5, 0.4, 0.45], "accepted": 2.0, "seconds": 0.25,
              "reason": "", "stability": 0.9}
