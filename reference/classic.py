@@ -10,14 +10,13 @@ the direction changes quickly early in training. It shows what the wrapper costs
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from reference.common import ShowDefaults, evaluating, run_result, set_seed
+from reference.common import ShowDefaults, evaluating, run_result, set_seed, write_json
 from reference.optimizers import OPTIMIZERS, build_optimizer
 
 
@@ -103,8 +102,7 @@ def main() -> None:
     result = train(ClassicConfig(optimizer=args.optimizer, lr=args.lr, steps=args.steps, seed=args.seed), progress=True)
     print(f"accuracy {result['initial_metric']:.4f} -> {result['final_metric']:.4f} in {result['train_seconds']:.1f}s")
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
+        write_json(args.out, result)
 
 
 if __name__ == "__main__":
