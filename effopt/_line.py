@@ -1,21 +1,20 @@
 """The line of one event: the selected weights moved in place along ``theta(m) = theta_1 + (m - 1) * delta``, the
 probe and guard read at each point, and the helpers that make that safe (eval mode, FSDP2 resharding, ranks).
 
-Internal: :class:`effopt.ExtrapolatingOptimizer` builds one :class:`_Line` per event and hands it to the search.
+Internal: :class:`effopt.ExtrapolatingOptimizer` builds one :class:`_Line` per event, from the pieces it needs (the
+probes, the direction, the mode), and hands it to the search. This module never imports the optimizer.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
+import numbers
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
-
-if TYPE_CHECKING:
-    from .optimizer import ExtrapolatingOptimizer
 
 CHUNK_NUMEL = 1 << 25  #: the first move of an event holds a transient delta of at most this many elements
 
@@ -57,16 +56,69 @@ def _evaluating(model: torch.nn.Module | Sequence[torch.nn.Module]):
         _reshard(model)
 
 
-class _Line:
-    """The selected weights on the line ``theta(m) = theta_1 + (m - 1) * delta`` during one event."""
+def _real(value, name: str) -> float:
+    """``value`` as a float if it is one real number (a Python or NumPy int or float, or a one-element real tensor);
+    otherwise a TypeError naming ``name``. A string such as "0.3" is not a number here, though ``float`` would take
+    it."""
+    if isinstance(value, torch.Tensor):
+        ok = value.numel() == 1 and not value.is_complex()
+    elif isinstance(value, numbers.Real):  # Python int and float, NumPy scalars
+        ok = not isinstance(value, bool)
+    elif type(value).__module__ == "numpy" and hasattr(value, "dtype"):  # a NumPy array of one real element
+        ok = value.size == 1 and value.dtype.kind in "fiu"
+    else:
+        ok = False
+    if not ok:
+        shown = f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}" if isinstance(value, torch.Tensor) \
+            else f"{type(value).__name__} {value!r}"[:200]
+        raise TypeError(f"{name}: returned {shown}; expected a real number (a Python or NumPy int or float, or a "
+                        "0-dim real tensor)")
+    return float(value)
 
-    def __init__(self, opt: ExtrapolatingOptimizer, params, anchors, step: int, record: dict) -> None:
-        self.opt, self.step, self.record = opt, step, record
+
+@dataclasses.dataclass(frozen=True)
+class LineSettings:
+    """What a line needs from its optimizer, and nothing more.
+
+    Args:
+        probe: the main probe; ``guard``: a :class:`effopt.Guard` or None; ``model``: what the probes evaluate
+            (eval mode around each call), or None; ``mode``: the main probe's ``"min"`` or ``"max"``;
+            ``tolerance``: the margin a score must beat; ``direction``: rewrites the accumulated updates in place;
+            ``foreach``: grouped kernels or a per-tensor loop; ``anchor_device``: where the anchors live (None: with
+            their parameters).
+    """
+
+    probe: Callable[[], float] | None
+    guard: object
+    model: Sequence[torch.nn.Module] | None
+    mode: str
+    tolerance: float
+    direction: Callable
+    foreach: bool
+    anchor_device: torch.device | None
+
+    @classmethod
+    def of(cls, owner) -> LineSettings:
+        """The settings read off any object with attributes of these names (an ExtrapolatingOptimizer), now."""
+        return cls(**{field.name: getattr(owner, field.name) for field in dataclasses.fields(cls)})
+
+
+class _Line:
+    """The selected weights on the line ``theta(m) = theta_1 + (m - 1) * delta`` during one event.
+
+    ``settings`` is a :class:`LineSettings` (or an object with its attributes, read once here, such as the
+    optimizer); ``params`` and ``anchors`` are the selected parameters with an anchor and their anchors, in the same
+    order; ``record`` is the event's dict, which the line fills in.
+    """
+
+    def __init__(self, settings, params, anchors, step: int, record: dict) -> None:
+        settings = settings if isinstance(settings, LineSettings) else LineSettings.of(settings)
+        self.settings, self.step, self.record = settings, step, record
         self.m = 1.0  # where the weights are now
         self.swapped = 0  # chunks whose anchor buffer already holds theta_1
         self.baseline: float | None = None
         self.probing = False
-        self.ops = _ForeachOps if opt.foreach else _LoopOps
+        self.ops = _ForeachOps if settings.foreach else _LoopOps
         groups: dict[tuple, tuple[list, list]] = {}
         for p, a in zip(params, anchors):
             groups.setdefault((p.device, p.dtype), ([], []))
@@ -76,7 +128,7 @@ class _Line:
 
     def improves(self, score: float, best: float) -> bool:
         """Whether ``score`` beats ``best`` by more than the tolerance (scores: lower is better)."""
-        return score < best - self.opt.tolerance
+        return score < best - self.settings.tolerance
 
     def value(self, m: float) -> float:
         """Move the weights to ``theta(m)`` and return the probe's score there (lower is better)."""
@@ -93,7 +145,7 @@ class _Line:
     def guard(self, m: float) -> float:
         """Move the weights to ``theta(m)`` and return the guard's score there (lower is better)."""
         self._reach(float(m))
-        return self.opt.guard.score(self.guard_value())
+        return self.settings.guard.score(self.guard_value())
 
     def _reach(self, m: float) -> None:
         """Move the weights to ``theta(m)``; non-finite weights there (on any rank) end the event."""
@@ -105,26 +157,26 @@ class _Line:
 
     def guard_value(self) -> float:
         """The guard probe's value where the weights are now, in its own units."""
-        value = self._call(self.opt.guard.probe)
+        value = self._call(self.settings.guard.probe, "guard probe")
         self.record["guard"].append([self.m, value])
         if not math.isfinite(value):
             raise _Abort(f"non-finite guard value {value} at multiplier {self.m}")
         return value
 
     def _probe(self) -> float:
-        value = self._call(self.opt.probe)
+        value = self._call(self.settings.probe, "probe")
         self.record["multipliers"].append(self.m)
         self.record["values"].append(value)
         if not math.isfinite(value):
             raise _Abort(f"non-finite probe value {value} at multiplier {self.m}")
-        return value if self.opt.mode == "min" else -value
+        return value if self.settings.mode == "min" else -value
 
-    def _call(self, probe: Callable[[], float]) -> float:
+    def _call(self, probe: Callable[[], float], name: str) -> float:
         self.probing = True
-        with _evaluating(self.opt.model or ()):
-            value = float(probe())
-        self.probing = False
-        return _mean_over_ranks(value)
+        with _evaluating(self.settings.model or ()):
+            value = probe()
+        self.probing = False  # a value of the wrong type is the caller's error, not the probe raising
+        return _mean_over_ranks(_real(value, name))
 
     def _move(self, m: float) -> None:
         if m == self.m:
@@ -134,7 +186,7 @@ class _Line:
         if self.m == 1.0:
             for ps, xs in self.chunks:  # delta = P - A; A <- P (= theta_1); P += (m - 1) * delta
                 delta = self.ops.sub(ps, self._staged(ps, xs))
-                self.opt.direction(delta, self.step)
+                self.settings.direction(delta, self.step)
                 self.ops.copy_(xs, ps)
                 self.ops.add_(ps, delta, m - 1.0)
                 self.swapped += 1
@@ -146,7 +198,7 @@ class _Line:
 
     def _staged(self, ps: list, xs: list) -> list:
         """The anchors on their parameters' device (a copy per chunk only when anchors are offloaded)."""
-        if self.opt.anchor_device is None:
+        if self.settings.anchor_device is None:
             return xs
         return [x.to(p.device, non_blocking=True) for p, x in zip(ps, xs)]
 

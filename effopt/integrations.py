@@ -254,7 +254,7 @@ def _make_callback_class():
             self.probe = probe if probe is not None else TrainerEvalLoss(trainer, max_batches)
             self.trainer = trainer
             self.optimizer: ExtrapolatingOptimizer | None = None
-            self._logged = 0  # events already sent to the log
+            self._last = None  # the last event sent to the log
 
         def on_train_begin(self, args, state, control, optimizer=None, **kwargs):
             opt = unwrap_optimizer(optimizer)
@@ -262,22 +262,34 @@ def _make_callback_class():
                 raise ValueError(f"EffoptCallback(trainer=...): probes with the eval loss (lower is better), but the "
                                  f"optimizer has mode={opt.mode!r}; use mode='min' or pass your own probe=")
             opt.probe = self.probe
-            self.optimizer, self._logged = opt, len(opt.events)
+            self.optimizer, self._last = opt, (opt.events[-1] if opt.events else None)
 
         def on_step_end(self, args, state, control, **kwargs):
-            if self.trainer is None or self.optimizer is None or len(self.optimizer.events) == self._logged:
+            if self.trainer is None or self.optimizer is None:
+                return
+            events = self.optimizer.events
+            new = _since(events, self._last)
+            if not new:
                 return
             from transformers import Trainer
 
-            events = self.optimizer.events
             logs = event_metrics(events[-1])
-            if len(events) - self._logged > 1:
-                logs["effopt/events"] = len(events) - self._logged
-            self._logged = len(events)
+            if new > 1:
+                logs["effopt/events"] = new
+            self._last = events[-1]
             Trainer.log(self.trainer, logs)
 
     EffoptCallback.__module__ = __name__
     return EffoptCallback
+
+
+def _since(events: list, last) -> int:
+    """How many events come after ``last`` (the very dict, looked for from the end): all of them if ``last`` is None
+    or has left a bounded history."""
+    for back, event in enumerate(reversed(events)):
+        if event is last:
+            return back
+    return len(events)
 
 
 def __getattr__(name: str):

@@ -30,7 +30,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ._line import _Abort, _Line, _local, _roots, _sum_over_ranks
+from ._events import Event
+from ._line import LineSettings, _Abort, _Line, _local, _roots, _sum_over_ranks
 from .policies import Accumulated, Backoff, Greedy, Guard, PowersOfTwo, Quadratic, StepScale
 
 ANCHOR = "effopt_anchor"  #: key of the anchor in the base optimizer's per-parameter state
@@ -38,6 +39,7 @@ STEP = "effopt_step"  #: key of the counted steps, in every param group
 SCHEDULE = "effopt_schedule"  #: key of a stateful schedule's state_dict(), in every param group
 STEP_SCALE = "effopt_step_scale"  #: key of the step scale's state_dict(), in every param group
 GUARD = "effopt_guard"  #: key of the guard's state_dict() (its reference), in every param group
+COUNTS = "effopt_counts"  #: key of the running counts {"events": run, "moves": accepted m != 1}, in every param group
 SKETCH_NUMEL = 1024  #: about this many fixed coordinates per tensor estimate the direction stability of the update
 
 #: Named sets of pieces. "effopd" is the published rule; "default" is effopt's own choice for a smooth loss probe.
@@ -99,19 +101,24 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
             units (default 0: strict improvement, as published). Guards against accepting noise.
         anchor_device: keep anchors on this device (e.g. ``"cpu"`` for large models); default: the parameter's.
         foreach: use the grouped ``torch._foreach_*`` kernels (default) or a plain per-tensor loop (``False``).
+        history: how many of the latest events :attr:`events` keeps (default 1000; ``None``: all, which grows
+            without bound over a long run). :attr:`events_run` and :attr:`moves_accepted` count every event, and
+            are part of the checkpoint; the events themselves are not.
 
-    Every event appends a dict to :attr:`events`: ``step``, ``multipliers`` and ``values`` (each point probed, in
-    order, the baseline ``m = 1`` first; values in the probe's own units), ``guard`` (the guard's ``[m, value]``
-    pairs, in order; empty without a guard), ``accepted``, ``seconds``, ``reason``
+    Every event appends a dict (an :class:`~effopt._events.Event`) to the list :attr:`events`, which then drops its
+    oldest items beyond ``history``: ``step``, ``multipliers`` and ``values`` (each point probed, in order, the
+    baseline ``m = 1`` first; values in the probe's own units), ``guard`` (the guard's ``[m, value]`` pairs, in order;
+    empty without a guard), ``accepted``, ``seconds``, ``reason``
     (empty, or why the event ended at ``m = 1``) and ``stability``: the cosine between this event's accumulated update
     and the previous event's (None at the first event, and after a ``load_state_dict``), estimated on a fixed sample
     of about ``SKETCH_NUMEL`` coordinates per tensor. Near 1, the update keeps its direction from window to window,
     which is when extrapolating along it pays; near 0, successive windows point in unrelated directions.
 
     If the probe raises, the weights are restored, the anchor moves to them, and :class:`ProbeError` (naming the step)
-    is raised from the probe's exception. A non-finite probe value or non-finite candidate weights end the event at
-    ``m = 1`` too, without raising. Under ``torch.distributed``, probe values are averaged over ranks so every rank
-    accepts the same multiplier.
+    is raised from the probe's exception; a probe (or guard probe) value that is not one real number (a string, None,
+    a complex number, a tensor of several elements) ends the event the same way with a TypeError. A non-finite value
+    or non-finite candidate weights end the event at ``m = 1`` too, without raising. Under ``torch.distributed``,
+    probe values are averaged over ranks so every rank accepts the same multiplier.
     """
 
     _step_supports_amp_scaling = False  # GradScaler unscales for us and skips step() on inf/NaN gradients
@@ -132,6 +139,7 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         tolerance: float = 0.0,
         anchor_device: torch.device | str | None = None,
         foreach: bool = True,
+        history: int | None = 1000,
     ) -> None:
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"optimizer: expected a torch.optim.Optimizer, got {type(optimizer).__name__}")
@@ -152,6 +160,8 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
             raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {preset!r}")
         if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
             raise ValueError(f"tolerance: expected a number >= 0, got {tolerance!r}")
+        if history is not None and (isinstance(history, bool) or not isinstance(history, int) or history < 0):
+            raise ValueError(f"history: expected an int >= 0 or None, got {history!r}")
         pieces = PRESETS[preset]()
         for name, piece in (("schedule", schedule), ("search", search), ("direction", direction)):
             if piece is not None and not callable(piece):
@@ -175,7 +185,8 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         self.probe, self.mode, self.tolerance, self.foreach = probe, mode, float(tolerance), bool(foreach)
         self.model: tuple[torch.nn.Module, ...] | None = model
         self.anchor_device = None if anchor_device is None else torch.device(anchor_device)
-        self.events: list[dict] = []
+        self.history = history
+        self.events: list[Event] = []  # the latest `history` events, oldest first
         self._pending: dict[torch.Tensor, torch.Tensor] = {}  # anchors taken before the base state exists
         self._complete = False  # every selected parameter has an anchor or a pending one
         self._sketch: torch.Tensor | None = None  # the previous event's update at the sampled coordinates
@@ -194,6 +205,7 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         for group in self.param_groups:
             group.setdefault("extrapolate", True)
             group.setdefault(STEP, 0)
+            group.setdefault(COUNTS, {"events": 0, "moves": 0})
         if not any(group["extrapolate"] and group["params"] for group in self.param_groups):
             raise ValueError("optimizer: no parameter is selected for extrapolation (every group has extrapolate=False)")
 
@@ -207,10 +219,23 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         """Base steps counted so far (steps with every learning rate 0 are not counted)."""
         return self.param_groups[0][STEP]
 
+    @property
+    def events_run(self) -> int:
+        """Events run so far, including those :attr:`events` no longer keeps (part of the checkpoint)."""
+        return self.param_groups[0][COUNTS]["events"]
+
+    @property
+    def moves_accepted(self) -> int:
+        """Events so far that moved the weights (accepted a multiplier other than 1; part of the checkpoint)."""
+        return self.param_groups[0][COUNTS]["moves"]
+
     def __repr__(self) -> str:
+        model = None if self.model is None else [type(m).__name__ for m in self.model]
         return (
-            f"ExtrapolatingOptimizer({self.optimizer!r}, mode={self.mode!r}, schedule={self.schedule!r}, "
-            f"search={self.search!r}, direction={self.direction!r}, tolerance={self.tolerance})"
+            f"ExtrapolatingOptimizer({self.optimizer!r}, probe={_shown(self.probe)}, model={model}, "
+            f"mode={self.mode!r}, schedule={self.schedule!r}, search={self.search!r}, direction={self.direction!r}, "
+            f"step_scale={self.step_scale!r}, guard={self.guard!r}, tolerance={self.tolerance}, "
+            f"anchor_device={self.anchor_device}, foreach={self.foreach}, history={self.history})"
         )
 
     # --- torch.optim.Optimizer API ------------------------------------------------------------------------------------
@@ -243,12 +268,16 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         for group in self.param_groups:
             group[STEP] = step
         if self.schedule(step):
+            record = self._record(step)
             try:
-                self._event(step)
+                self._event(step, record)
             finally:  # stateful pieces hear of every event, a failed one too (as accepting nothing)
+                counts = {"events": self.events_run + 1, "moves": self.moves_accepted + (record["accepted"] != 1.0)}
+                for group in self.param_groups:
+                    group[COUNTS] = dict(counts)
                 for key, piece in self._stateful():
                     if hasattr(piece, "observe"):
-                        piece.observe(step, self.events[-1]["accepted"])
+                        piece.observe(step, record["accepted"])
                     if hasattr(piece, "state_dict"):
                         for group in self.param_groups:
                             group[key] = dict(piece.state_dict())
@@ -274,6 +303,7 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
     def add_param_group(self, param_group: dict) -> None:
         self.optimizer.add_param_group(param_group)
         self.param_groups[-1].setdefault(STEP, self.param_groups[0][STEP])
+        self.param_groups[-1].setdefault(COUNTS, dict(self.param_groups[0][COUNTS]))
         self._complete = False
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -284,6 +314,7 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         for group, flag in zip(self.param_groups, flags):
             group.setdefault("extrapolate", flag)
             group.setdefault(STEP, 0)
+            group.setdefault(COUNTS, {"events": 0, "moves": 0})
         for key, piece in self._stateful():
             if key in self.param_groups[0] and hasattr(piece, "load_state_dict"):
                 piece.load_state_dict(self.param_groups[0][key])
@@ -328,7 +359,17 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
             return param.detach().clone()
         return param.detach().to(self.anchor_device, copy=True)
 
-    def _event(self, step: int) -> None:
+    def _record(self, step: int) -> Event:
+        """A new event's record, appended to :attr:`events` (filled in as the event runs)."""
+        record: Event = {"step": step, "multipliers": [], "values": [], "guard": [], "accepted": 1.0, "seconds": 0.0,
+                         "reason": "", "stability": None}
+        self.events.append(record)
+        if self.history is not None and len(self.events) > self.history:
+            del self.events[: len(self.events) - self.history]
+        return record
+
+    def _event(self, step: int, record: Event | None = None) -> None:
+        record = self._record(step) if record is None else record
         params, anchors = [], []
         for param in self._selected():
             state = self.state.get(param)
@@ -337,15 +378,12 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
                 anchors.append(state[ANCHOR])
             elif param not in self._pending:  # swapped in after the last snapshot: anchored from here on
                 self._pending[param] = self._snapshot(param)
-        record = {"step": step, "multipliers": [], "values": [], "guard": [], "accepted": 1.0, "seconds": 0.0,
-                  "reason": "", "stability": None}
-        self.events.append(record)
         if not params:
             record["reason"] = "no selected parameter has been updated yet"
             return
         start = time.perf_counter()
         record["stability"] = self._stability(params, anchors)
-        line = _Line(self, params, anchors, step, record)
+        line = _Line(LineSettings.of(self), params, anchors, step, record)
         try:
             if self.guard is not None and self.guard.reference is None:
                 self.guard.reference = line.guard_value()
@@ -408,6 +446,13 @@ def _sketch_stride(numel: int, width: int) -> int:
 
 def _is_zero(lr) -> bool:
     return bool(lr == 0)
+
+
+def _shown(probe) -> str | None:
+    """A probe for a repr: a function's name, an object's own repr, or its class's name."""
+    if probe is None or getattr(probe, "__qualname__", None):
+        return probe and probe.__qualname__
+    return type(probe).__name__ if type(probe).__repr__ is object.__repr__ else repr(probe)
 
 
 def _describe(value) -> str:

@@ -10,14 +10,13 @@ the direction changes quickly early in training. It shows what the wrapper costs
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from reference.common import ShowDefaults, evaluating, run_result, set_seed
+from reference.common import ShowDefaults, evaluating, run_result, set_seed, write_json
 from reference.optimizers import OPTIMIZERS, build_optimizer
 
 
@@ -92,7 +91,7 @@ def train(cfg: ClassicConfig, make_optimizer=None, progress: bool = False) -> di
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+    parser = argparse.ArgumentParser(prog="python -m reference.classic", description=__doc__.splitlines()[0],
                                      formatter_class=ShowDefaults)
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw", help="reference.optimizers.OPTIMIZERS")
     parser.add_argument("--lr", type=float, default=ClassicConfig.lr, help="AdamW's tuned lr")
@@ -103,8 +102,7 @@ def main() -> None:
     result = train(ClassicConfig(optimizer=args.optimizer, lr=args.lr, steps=args.steps, seed=args.seed), progress=True)
     print(f"accuracy {result['initial_metric']:.4f} -> {result['final_metric']:.4f} in {result['train_seconds']:.1f}s")
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
+        write_json(args.out, result)
 
 
 if __name__ == "__main__":

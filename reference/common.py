@@ -273,3 +273,34 @@ def evaluating(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None =
         if optimizer is not None and hasattr(optimizer, "train"):
             optimizer.train()
         model.train(was_training)
+
+
+# --- Shared by several loops (kept at the end of the file) ------------------------------------------------------------
+
+
+def through_first(tokens: torch.Tensor, stop: int) -> torch.Tensor:
+    """1.0 on each row's tokens (last dimension) up to and including its first `stop` token, 0.0 after it: the mask of
+    a completion or an answer that ends at its first <eos>."""
+    is_stop = (tokens == stop).long()
+    return ((is_stop.cumsum(-1) - is_stop) == 0).float()
+
+
+def kl_over_vocab(p_logp: torch.Tensor, q_logp: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) over the vocabulary (last dimension) from log-probs: sum_v p(v) (log p(v) - log q(v)). With p the
+    student it is OPD's reverse KL; with p the teacher, EchoDistill's forward KL."""
+    return (p_logp.exp() * (p_logp - q_logp)).sum(-1)
+
+
+def write_json(path, data, indent: int = 1) -> None:
+    """Writes `data` as JSON to `path` atomically (a temporary file in the same folder, then a rename), making the
+    folder if needed: a reader never sees a half-written file, and an interrupted run leaves the old file whole."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path), suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as file:
+            json.dump(data, file, indent=indent)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

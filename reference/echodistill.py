@@ -58,6 +58,7 @@ from reference.common import (
     set_seed,
     sync,
 )
+from reference.common import kl_over_vocab, through_first, write_json
 from reference.optimizers import build_optimizer
 
 # Model, data and clean pre-training per size; `lr` is the post-training learning rate.
@@ -195,8 +196,7 @@ class AudioLM(nn.Module):
 
 def answer_mask(answers: torch.Tensor) -> torch.Tensor:
     """1.0 on the answer's tokens up to and including its first <eos>."""
-    eos = (answers == EOS).long()
-    return ((eos.cumsum(-1) - eos) == 0).float()
+    return through_first(answers, EOS)
 
 
 def decode(answers: torch.Tensor) -> list[str]:
@@ -217,7 +217,7 @@ def sequence_logprob(logprobs: torch.Tensor, answers: torch.Tensor) -> torch.Ten
 def kl_teacher_student(teacher: torch.Tensor, student: torch.Tensor, answers: torch.Tensor) -> torch.Tensor:
     """Full-vocabulary KL(teacher || student) per prompt [B], averaged over the answer's tokens [B, A]."""
     mask = answer_mask(answers)
-    kl = (teacher.exp() * (teacher - student)).sum(-1)
+    kl = kl_over_vocab(teacher, student)
     return (kl * mask).sum(-1) / mask.sum(-1)
 
 
@@ -570,7 +570,7 @@ def train(cfg: EchoConfig, make_optimizer=None, task: Task | None = None, progre
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m reference.echodistill", description=__doc__.split("\n")[0],
                                      formatter_class=ShowDefaults)
     for field in dataclasses.fields(EchoConfig):
         flag, default = "--" + field.name.replace("_", "-"), field.default
@@ -591,8 +591,7 @@ def main(argv=None) -> dict:
         for when, report in result["per_snr"].items():
             print(when, "  ".join(f"{snr}dB acc {r['acc']:.3f} gsr {r['gsr']:.3f}" for snr, r in report.items()))
     if out:
-        with open(out, "w") as f:
-            json.dump(result, f, indent=1)
+        write_json(out, result)
     return result
 
 

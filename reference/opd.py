@@ -34,10 +34,7 @@ samples), so several runs share one teacher. Same config, same optimizer: the sa
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -58,6 +55,7 @@ from reference.common import (
     set_seed,
     sync,
 )
+from reference.common import kl_over_vocab, through_first, write_json
 from reference.optimizers import OPTIMIZERS, Probes, build_optimizer
 
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
@@ -296,8 +294,7 @@ def generate(model, prompt_ids: torch.Tensor, new_tokens: int, sample: bool, tem
 
 def completion_mask(completion: torch.Tensor) -> torch.Tensor:
     """1.0 on the completion's tokens up to and including the first "</s>", 0.0 after it."""
-    is_eos = (completion == build_tokenizer().eos_token_id).long()
-    return ((is_eos.cumsum(1) - is_eos) == 0).float()
+    return through_first(completion, build_tokenizer().eos_token_id)
 
 
 def decode(completion: torch.Tensor) -> list[str]:
@@ -327,7 +324,7 @@ def log_probs(model, prompt_ids: torch.Tensor, completion: torch.Tensor) -> torc
 
 def reverse_kl(student_logp: torch.Tensor, teacher_logp: torch.Tensor) -> torch.Tensor:
     """KL(student || teacher) over the vocabulary at each position: sum_v p_s(v) (log p_s(v) - log p_t(v))."""
-    return (student_logp.exp() * (student_logp - teacher_logp)).sum(-1)
+    return kl_over_vocab(student_logp, teacher_logp)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -671,12 +668,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"in {cfg.steps} steps, {result['train_seconds']:.1f} s training + {result['eval_seconds']:.1f} s evaluation "
           f"(teacher {result['teacher_metric']:.3f}, device {result['device']})")
     if args.out:
-        folder = os.path.dirname(os.path.abspath(args.out))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        with os.fdopen(fd, "w") as file:
-            json.dump(result, file, indent=1)
-        os.replace(tmp, args.out)
+        write_json(args.out, result)
     return result
 
 

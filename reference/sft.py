@@ -11,7 +11,6 @@ student's own samples. No teacher is used in training; the loss probe is the cro
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -20,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from reference import opd
-from reference.common import ShowDefaults, evaluating, last_event, run_result, set_seed, sync
+from reference.common import ShowDefaults, evaluating, last_event, run_result, set_seed, sync, write_json
 from reference.optimizers import OPTIMIZERS, Probes, build_optimizer
 
 
@@ -124,8 +123,7 @@ def main() -> None:
     print(f"sft {args.optimizer}: exact match {result['initial_metric']:.3f} -> {result['final_metric']:.3f} in "
           f"{args.steps} steps, {result['train_seconds']:.1f} s training")
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
+        write_json(args.out, result)
 
 
 if __name__ == "__main__":

@@ -170,7 +170,7 @@ def check_run(opt, recorder, min_events):
 
 def test_trainer_builds_effopt_and_probes_with_its_own_eval_loss(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from reference import hf_trainer
+    from examples import hf_trainer
 
     with MoveRecorder() as recorder:
         trainer = hf_trainer.main(max_steps=16, output_dir=str(tmp_path))
@@ -199,7 +199,7 @@ def log_recorder():
 
 def test_trainer_log_gets_every_event_between_logging_steps(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from reference import hf_trainer
+    from examples import hf_trainer
 
     backend = log_recorder()
     trainer = hf_trainer.main(max_steps=16, output_dir=str(tmp_path), callbacks=[backend])
@@ -224,6 +224,15 @@ def test_trainer_log_gets_every_event_between_logging_steps(monkeypatch, tmp_pat
                                              "epoch": trainer.state.epoch, "step": 16}
 
 
+def test_the_callback_counts_new_events_past_a_bounded_history():
+    from effopt.integrations import _since
+
+    a, b, c = ({"step": s} for s in (1, 2, 3))
+    assert _since([a, b, c], b) == 1 and _since([a, b, c], c) == 0 and _since([a, b, c], None) == 3
+    assert _since([b, c], a) == 2  # the last logged event has left the history: every kept one is new
+    assert _since([a, dict(a)], a) == 1  # the very dict, not an equal one
+
+
 def test_event_metrics_leave_out_what_is_unknown():
     event = {"step": 4, "multipliers": [1.0, 2.0, 3.0], "values": [0.5, 0.4, 0.45], "accepted": 2.0, "seconds": 0.25,
              "reason": "", "stability": 0.9}
@@ -240,7 +249,7 @@ def test_event_metrics_leave_out_what_is_unknown():
 
 def test_trl_grpo_trainer_with_effopt(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from reference import trl_grpo
+    from examples import trl_grpo
 
     with MoveRecorder() as recorder:
         trainer = trl_grpo.main(max_steps=8, output_dir=str(tmp_path))
@@ -275,7 +284,7 @@ def test_accelerate_two_cpu_processes_agree(tmp_path):
 
 def _accelerate_worker(out_dir):
     torch.set_num_threads(1)
-    from reference import accelerate_ddp
+    from examples import accelerate_ddp
 
     with MoveRecorder() as recorder:
         accelerator, model, opt = accelerate_ddp.main(steps=24)
@@ -290,6 +299,23 @@ def _accelerate_worker(out_dir):
     accelerator.end_training()
 
 
+# --- The examples' command lines ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, options", [
+    ("hf_trainer", ["--max-steps", "--output-dir"]),
+    ("trl_grpo", ["--max-steps", "--output-dir"]),
+    ("accelerate_ddp", ["--steps"]),
+])
+def test_example_help_answers_without_training(name, options):
+    done = subprocess.run([sys.executable, "-m", f"examples.{name}", "--help"], capture_output=True, text=True,
+                          cwd=ROOT, env=quiet_env(), timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert f"python -m examples.{name}" in done.stdout
+    for option in options:
+        assert option in done.stdout
+    assert "(default:" in done.stdout
+
+
 # --- The README shows the examples, word for word -------------------------------------------------------------------
 
 SNIPPET = re.compile(r"<!-- snippet: (\S+) (\w+) -->\n```python\n(.*?)```", re.DOTALL)
@@ -299,8 +325,8 @@ def test_readme_snippets_are_the_tested_examples():
     readme = (ROOT / "README.md").read_text()
     found = SNIPPET.findall(readme)
     assert {(path, name) for path, name, _ in found} >= {
-        ("reference/hf_trainer.py", "trainer"), ("reference/trl_grpo.py", "grpo"),
-        ("reference/accelerate_ddp.py", "accelerate"),
+        ("examples/hf_trainer.py", "trainer"), ("examples/trl_grpo.py", "grpo"),
+        ("examples/accelerate_ddp.py", "accelerate"),
     }
     for path, name, snippet in found:
         source = (ROOT / path).read_text()

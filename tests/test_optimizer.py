@@ -1010,3 +1010,87 @@ def test_a_guard_after_a_probe_free_search_compares_with_the_true_base_step():
     event = opt.events[0]
     assert event["multipliers"][0] == 1.0 and event["values"][0] == pytest.approx(3.2**2)
     assert event["accepted"] == pytest.approx(2.5) and theta.item() == pytest.approx(0.25)
+
+
+# --- What a probe may return ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["0.3", None, 0.3 + 0j, torch.tensor([0.3, 0.4]), True, [0.3]], ids=repr)
+@pytest.mark.parametrize("which", ["probe", "guard probe"])
+def test_a_probe_value_that_is_not_one_real_number_is_refused_and_restores(bad, which):
+    good = iter([1.0, 0.5, 0.25, 0.125])
+    probe = (lambda: bad) if which == "probe" else (lambda: next(good))
+    guard = Guard(lambda: bad, budget=1.0) if which == "guard probe" else None
+    model, opt, twin, bare = twin_runs(probe, guard=guard)
+    with pytest.raises(TypeError, match=rf"^{which}: returned .*; expected a real number"):
+        train(model, opt, 3)
+    assert_same_tensors(weights(model), weights(twin))  # back where the base step left them
+    assert_same_tensors(base_state(opt), bare.state_dict()["state"])
+    assert "TypeError" in opt.events[0]["reason"] and opt.events[0]["accepted"] == 1.0
+
+
+def real_numbers():
+    numbers = [0.5, 1, torch.tensor(0.5), torch.tensor([0.5]), torch.tensor(0.5, dtype=torch.float64)]
+    try:
+        import numpy
+    except ImportError:
+        return numbers
+    return numbers + [numpy.float32(0.5), numpy.int64(1), numpy.array(0.5)]
+
+
+@pytest.mark.parametrize("good", real_numbers(), ids=lambda v: f"{type(v).__name__}-{float(v)}")
+def test_real_numbers_of_every_kind_are_probe_values(good):
+    values = iter([good, 0.4])  # m = 1 reads `good`; the move to m = 2 reads 0.4 and is accepted
+    theta = torch.nn.Parameter(torch.zeros(1))
+    opt = ExtrapolatingOptimizer(torch.optim.SGD([theta], lr=0.1), probe=lambda: next(values),
+                                 search=Greedy((2.0,)), schedule=Every(1))
+    theta.grad = -torch.ones(1)
+    opt.step()
+    assert opt.events[0]["values"] == [float(good), 0.4] and opt.events[0]["accepted"] == 2.0
+
+
+# --- repr and the event history ---------------------------------------------------------------------------------------
+
+
+def test_repr_shows_every_piece():
+    model = make_model()
+    opt = ExtrapolatingOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), probe=probe_for(model), model=model,
+                                 guard=Guard(lambda: 0.0, budget=0.5), tolerance=0.01, history=5)
+    text = repr(opt)
+    for piece in ("SGD (", "probe=ProbeLoss", "model=['Tiny']", "mode='min'", "schedule=Backoff(", "search=Quadratic(",
+                  "direction=Accumulated()", "step_scale=StepScale(", "guard=Guard(budget=0.5", "tolerance=0.01",
+                  "anchor_device=None", "foreach=True", "history=5"):
+        assert piece in text, piece
+
+
+def test_events_keep_the_last_history_and_count_every_one_through_a_checkpoint():
+    model = make_model()
+    opt = make_wrapped(model, schedule=Every(1), history=3)
+    full = make_wrapped(make_model(), schedule=Every(1), history=None)
+    train(model, opt, 7)
+    train(full.probe.model, full, 7)
+    assert [e["step"] for e in opt.events] == [5, 6, 7] and len(full.events) == 7
+    assert [dict(e, seconds=0) for e in opt.events] == [dict(f, seconds=0) for f in full.events[-3:]]
+    moves = sum(e["accepted"] != 1.0 for e in full.events)
+    assert opt.events_run == full.events_run == 7 and opt.moves_accepted == full.moves_accepted == moves > 0
+    assert opt.state_dict()["param_groups"][0]["effopt_counts"] == {"events": 7, "moves": moves}
+
+    resumed = make_wrapped(make_model(), schedule=Every(1), history=3)
+    resumed.load_state_dict(opt.state_dict())
+    assert resumed.events == [] and (resumed.events_run, resumed.moves_accepted) == (7, moves)
+    train(resumed.probe.model, resumed, 1, start=7)
+    assert resumed.events_run == 8 and [e["step"] for e in resumed.events] == [8]
+    for clone in (pickle.loads(pickle.dumps(opt)), copy.deepcopy(opt)):
+        assert clone.events == opt.events and type(clone.events) is list and clone.history == 3
+        assert (clone.events_run, clone.moves_accepted) == (7, moves)
+
+    nothing_kept = make_wrapped(make_model(), schedule=Every(1), history=0)
+    train(nothing_kept.probe.model, nothing_kept, 3)
+    assert nothing_kept.events == [] and nothing_kept.events_run == 3
+
+
+def test_the_default_history_is_bounded():
+    model = make_model()
+    assert make_wrapped(model).history == 1000
+    with pytest.raises(ValueError, match="history: expected an int >= 0 or None"):
+        make_wrapped(model, history=-1)

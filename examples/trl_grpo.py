@@ -1,6 +1,6 @@
 """effopt inside TRL's GRPOTrainer: GRPO with a reward, effopt probing a smooth, deterministic signal of its own.
 
-    python -m reference.trl_grpo
+    python -m examples.trl_grpo [--max-steps 8] [--output-dir DIR]
 
 A tiny Llama built from a config (the 16-token arithmetic tokenizer of reference/opd.py) is rewarded for the share
 of sevens in its four-token completions of "<s>1+2=" style prompts. The reward is sampled and noisy; the probe is
@@ -11,16 +11,16 @@ the attribute of that name. The lines between the "README" markers are the READM
 
 from __future__ import annotations
 
+import argparse
 import tempfile
+from typing import TYPE_CHECKING
 
 import torch
-from datasets import Dataset
-from transformers import LlamaConfig, LlamaForCausalLM
-from trl import GRPOConfig, GRPOTrainer
 
-from effopt.integrations import EffoptCallback, extrapolating
-from reference.common import evaluating
-from reference.opd import build_tokenizer
+from reference.common import ShowDefaults, evaluating
+
+if TYPE_CHECKING:  # TRL, transformers and datasets load in main(), so that `--help` answers at once
+    from trl import GRPOTrainer
 
 
 def sevens(completions, **kwargs) -> list[float]:
@@ -29,6 +29,13 @@ def sevens(completions, **kwargs) -> list[float]:
 
 
 def main(max_steps: int = 8, output_dir: str | None = None, callbacks=()) -> GRPOTrainer:
+    from datasets import Dataset
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from trl import GRPOConfig, GRPOTrainer
+
+    from effopt.integrations import EffoptCallback, extrapolating
+    from reference.opd import build_tokenizer
+
     torch.manual_seed(0)
     tokenizer = build_tokenizer()
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -62,7 +69,17 @@ def main(max_steps: int = 8, output_dir: str | None = None, callbacks=()) -> GRP
     return trainer
 
 
-if __name__ == "__main__":
-    trainer = main()
+def cli(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m examples.trl_grpo", description=__doc__.split("\n\n")[0],
+                                     formatter_class=ShowDefaults)
+    parser.add_argument("--max-steps", type=int, default=8, help="GRPO steps")
+    parser.add_argument("--output-dir", default=None,
+                        help="the Trainer's output folder; none given: a new temporary one")
+    args = parser.parse_args(argv)
+    trainer = main(max_steps=args.max_steps, output_dir=args.output_dir)
     for event in trainer.optimizer.optimizer.events:
         print(f"step {event['step']:3d}: multiplier {event['accepted']:.2f}, P(7) {event['values']}")
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,7 +1,7 @@
 """effopt in a plain accelerate loop, on two CPU processes (DDP over gloo):
 
-    accelerate launch --cpu --num_processes 2 -m reference.accelerate_ddp
-    python -m reference.accelerate_ddp          # one process, the same code
+    torchrun --nproc-per-node 2 -m examples.accelerate_ddp [--steps 40]
+    python -m examples.accelerate_ddp                        # one process, the same code
 
 The optimizer is wrapped as usual and handed to ``accelerator.prepare`` with the model. Each process probes with its
 own share of the validation data; effopt averages the probe values over the processes, so all of them accept the
@@ -10,11 +10,17 @@ same multiplier and the replicas stay identical. The lines between the "README" 
 
 from __future__ import annotations
 
+import argparse
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator
 
 from effopt import ExtrapolatingOptimizer
+from reference.common import ShowDefaults
+
+if TYPE_CHECKING:  # accelerate loads in main(), so that `--help` answers at once
+    from accelerate import Accelerator
 
 
 def regression(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -25,6 +31,8 @@ def regression(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def main(steps: int = 40) -> tuple[Accelerator, torch.nn.Module, ExtrapolatingOptimizer]:
+    from accelerate import Accelerator
+
     accelerator = Accelerator(cpu=True)
     torch.manual_seed(0)  # the same initial model in every process
     model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1))
@@ -53,9 +61,19 @@ def main(steps: int = 40) -> tuple[Accelerator, torch.nn.Module, ExtrapolatingOp
     return accelerator, model, opt.optimizer  # opt is accelerate's wrapper; .optimizer is effopt's
 
 
-if __name__ == "__main__":
-    accelerator, model, opt = main()
+def cli(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m examples.accelerate_ddp",
+                                     description="effopt in a plain accelerate loop: DDP over gloo, CPU processes",
+                                     formatter_class=ShowDefaults)
+    parser.add_argument("--steps", type=int, default=40, help="optimizer steps in every process")
+    args = parser.parse_args(argv)
+    accelerator, model, opt = main(steps=args.steps)
     print(f"process {accelerator.process_index} of {accelerator.num_processes}")
     if accelerator.is_main_process:
         for event in opt.events:
-            print(f"step {event['step']:3d}: multiplier {event['accepted']:.2f}, mean validation loss {event['values']}")
+            print(f"step {event['step']:3d}: multiplier {event['accepted']:.2f}, "
+                  f"mean validation loss {event['values']}")
+
+
+if __name__ == "__main__":
+    cli()
