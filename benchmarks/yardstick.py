@@ -119,8 +119,8 @@ def probe_bill(curve: list[dict], events: list[dict]) -> dict:
     """What a run's probes cost it: `probe_share` (of its training seconds), `probe_calls_per_100_steps`, and the
     clock model's two figures, `step_seconds` and `probe_call_seconds` (see the module's rules)."""
     total, steps = curve[-1]["train_seconds"], curve[-1]["step"]
-    in_events = sum(e["seconds"] for e in events)
-    per_call = [e["seconds"] / probe_calls(e) for e in events if probe_calls(e)]
+    in_events = sum(e.get("seconds", 0.0) for e in events)
+    per_call = [e.get("seconds", 0.0) / probe_calls(e) for e in events if probe_calls(e)]
     return {
         "probe_share": in_events / total if total else 0.0,
         "probe_calls_per_100_steps": 100 * sum(map(probe_calls, events)) / steps if steps else 0.0,

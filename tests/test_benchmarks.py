@@ -129,7 +129,7 @@ def test_summary_speedups_k_of_n_and_per_seed_fields():
     objective = [1.0, 0.8, 0.6, 0.5, 0.4, 0.4, 0.4]
     runs = [
         _run("adamw", 0, base, objective=objective), _run("adamw", 1, base, objective=objective),
-        _run("effopt", 0, fast, objective=objective, events=[{"accepted": 3.0}]),
+        _run("effopt", 0, fast, objective=objective, events=[{"step": 10, "accepted": 3.0, "values": [0.5, 0.4]}]),
         _run("effopt", 1, [0.5] * 7, objective=objective),  # never reaches the target: a miss, not a dropped seed
     ]
     summary = summarise(runs)["t"]
@@ -297,7 +297,8 @@ def test_cases_cover_every_instance_or_the_diagonal_and_bad_instance_counts_are_
 
 def test_the_probe_bill_and_modelled_seconds_follow_the_runs_own_costs():
     # 100 steps in 13 s, of which two events took 2 s and 1 s for 4 and 2 probe calls (guard included)
-    points = [{"step": 0, "train_seconds": 0.0}, {"step": 50, "train_seconds": 7.0}, {"step": 100, "train_seconds": 13.0}]
+    points = [{"step": 0, "train_seconds": 0.0}, {"step": 50, "train_seconds": 7.0},
+              {"step": 100, "train_seconds": 13.0}]
     events = [{"step": 10, "values": [1, 2, 3], "guard": [1], "seconds": 2.0},
               {"step": 60, "values": [1, 2], "guard": [], "seconds": 1.0}]
     bill = yardstick.probe_bill(points, events)
