@@ -5,8 +5,8 @@ where the task has them objective and retained), `initial_metric`, `final_metric
 `retained` are higher-is-better, the objective lower-is-better. `prepare(instance)` loads the shipped instance (or
 builds it), untimed.
 
-Instances and seeds: an instance is one build of a task's world (OPD: the `task_seed`'s teacher and students, shipped
-in reference/shipped/; EchoDistill: the `model_seed`'s clean model; classic: the `data_seed`'s random teacher), a seed
+Instances and seeds: an instance is one build of a task's world (OPD: a task seed's teacher and students, shipped
+in reference/shipped/, instance i being the i-th valid task seed (`opd_task_seed`); EchoDistill: the `model_seed`'s clean model; classic: the `data_seed`'s random teacher), a seed
 one run on it (data order and samples). A task runs on `cases`, (instance, seed) pairs: opd-near and classic on every
 instance x every seed, the others on the diagonal (seed i on instance i), which costs what three seeds on one instance
 cost and still says whether a figure holds across builds.
@@ -134,11 +134,21 @@ def _classic(steps: int):
     return run
 
 
+def opd_task_seed(instance: int, size: str) -> int:
+    """The OPD task seed of an instance: the shipped instances' for the quick size (task seeds whose build fell short
+    of the task's definition are skipped, see reference.ship), else the instance itself."""
+    from reference.common import shipped_manifest
+
+    seeds = shipped_manifest().get("opd_task_seeds", []) if size == "quick" else []
+    return seeds[instance] if instance < len(seeds) else instance
+
+
 @functools.lru_cache(maxsize=None)
 def _opd_task(regime: str, size: str, instance: int):
     from reference import opd
 
-    return opd.prepare(opd.OPDConfig(size=size, regime=regime, task_seed=instance), progress=False)
+    return opd.prepare(opd.OPDConfig(size=size, regime=regime, task_seed=opd_task_seed(instance, size)),
+                       progress=False)
 
 
 def _opd(regime: str, size: str, steps: int, loss: str):
@@ -146,7 +156,7 @@ def _opd(regime: str, size: str, steps: int, loss: str):
         from reference import opd
 
         cfg = opd.OPDConfig(size=size, regime=regime, optimizer=method, lr=lr, steps=steps, seed=seed, loss=loss,
-                            task_seed=instance)
+                            task_seed=opd_task_seed(instance, size))
         return opd.train(cfg, task=_opd_task(regime, size, instance), progress=False)
 
     return run
@@ -156,7 +166,8 @@ def _sft(size: str, steps: int):
     def run(method: str, instance: int, seed: int, lr: float) -> dict:
         from reference import sft
 
-        cfg = sft.SFTConfig(size=size, optimizer=method, lr=lr, steps=steps, seed=seed, task_seed=instance)
+        cfg = sft.SFTConfig(size=size, optimizer=method, lr=lr, steps=steps, seed=seed,
+                            task_seed=opd_task_seed(instance, size))
         return sft.train(cfg, task=_opd_task("near-teacher", size, instance), progress=False)
 
     return run

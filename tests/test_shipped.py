@@ -84,18 +84,21 @@ def _no_training(*args, **kwargs):
     raise AssertionError("the quick instance was trained instead of loaded from reference/shipped/")
 
 
-@pytest.mark.parametrize("task_seed", [0, 2])
-def test_the_quick_opd_worlds_load_shipped_and_their_data_is_the_same_on_every_machine(task_seed, monkeypatch,
-                                                                                       tmp_path):
+@pytest.mark.parametrize("instance", [0, 2])
+def test_the_quick_opd_worlds_load_shipped_meet_the_tasks_definition_and_their_data_is_exact(instance, monkeypatch,
+                                                                                             tmp_path):
     import datasets
 
+    from benchmarks.tasks import opd_task_seed
     from reference import opd
+    from reference.ship import opd_shortfalls
 
     monkeypatch.setenv("EFFOPT_CACHE", str(tmp_path))
     monkeypatch.setattr(opd, "_supervised", _no_training)
-    task = opd.prepare(opd.OPDConfig(size="quick", regime="near-teacher", task_seed=task_seed, device="cpu"),
-                       progress=False)
-    assert task.teacher_metric > 0.9  # a trained teacher, not a fresh one
+    task_seed = opd_task_seed(instance, "quick")
+    assert task_seed == MANIFEST["opd_task_seeds"][instance]
+    # every model reached its recipe's target (a build that fell short is not shipped, and says why in the manifest)
+    assert opd_shortfalls(task_seed) == [] and all(MANIFEST["rejected"][seed] for seed in MANIFEST["rejected"])
     # OPD's data is built, not shipped: Python's random generator and the tokenizer give the same bits everywhere
     built = {path.name: common.dataset_digest(datasets.load_from_disk(str(path)))
              for path in tmp_path.iterdir() if (path / "effopt_config.json").exists()}
