@@ -1,16 +1,18 @@
 """Build the quick-size task instances from scratch and write them to reference/shipped/ with their SHA-256s.
 
-    python -m reference.ship     # OPD task seeds 0-2 and EchoDistill model seeds 0-2, about 20 minutes on 2 cores
+    python -m reference.ship     # 3 valid OPD task seeds and EchoDistill model seeds 0-2, about 20 minutes on 2 cores
 
 An instance is what a task's runs start from: for OPD (and the SFT and RL loops on the same task) the teacher and the
 students' starts of one `task_seed`; for EchoDistill the data and the clean model of one `model_seed`. An OPD build is
 an instance only if every model reached its recipe's target on the dev split (the teacher 0.99, the students their
 regime's): a warm-up that stopped at its step limit short of it built another task (a student at 2% is not a capable
-student). Task seeds are tried from 0 and those that fall short are listed in the manifest with their figures. They are trained
-here once and shipped, because training amplifies the last bits in which CPUs' floating-point kernels differ: built on
-another CPU they are other models and give other benchmark figures. OPD's data is not shipped: it comes from Python's
-own random generator and tokenizer, which are exact on every machine. `reference.common.load_shipped` checks each file's
-SHA-256 against MANIFEST.json at load; `EFFOPT_IGNORE_SHIPPED=1` builds instead (into $EFFOPT_CACHE).
+student). Task seeds are tried from 0, and those that fall short are listed in the manifest with their figures.
+
+Instances are trained here once and shipped, because training amplifies the last bits in which CPUs' floating-point
+kernels differ: built on another CPU they are other models and give other benchmark figures. OPD's data is not
+shipped: it comes from Python's own random generator and tokenizer, which are exact on every machine.
+`reference.common.load_shipped` checks each file's SHA-256 against MANIFEST.json at load; `EFFOPT_IGNORE_SHIPPED=1`
+builds instead (into $EFFOPT_CACHE).
 """
 
 from __future__ import annotations
@@ -43,17 +45,16 @@ def opd_shortfalls(task_seed: int, size: str = "quick") -> list[str]:
     stopped at its step limit short of its recipe's target on the dev split (empty: a valid instance)."""
     from reference import opd
 
-    shortfalls = []
+    reached = {}  # who -> (dev exact match, its target); the teacher is the same in both regimes
     for regime, spec in opd.REGIMES.items():
         task = opd.prepare(opd.OPDConfig(size=size, regime=regime, task_seed=task_seed, device="cpu"), progress=False)
         student = opd.build_model(task.student_spec)
         student.load_state_dict(task.student_state)
         with torch.no_grad():
-            reached = {"teacher": (opd.exact_match(task.teacher, task.data["dev"]), opd.SIZES[size].teacher_target),
-                       f"{regime} student": (opd.exact_match(student.eval(), task.data["dev"]), spec.student_target)}
-        shortfalls += [f"{who}: dev exact match {got:.3f} < its target {goal}" for who, (got, goal) in reached.items()
-                       if got < goal and f"{who}: dev exact match {got:.3f} < its target {goal}" not in shortfalls]
-    return shortfalls
+            reached["teacher"] = (opd.exact_match(task.teacher, task.data["dev"]), opd.SIZES[size].teacher_target)
+            reached[f"{regime} student"] = (opd.exact_match(student.eval(), task.data["dev"]), spec.student_target)
+    return [f"{who}: dev exact match {got:.3f} < its target {goal}" for who, (got, goal) in reached.items()
+            if got < goal]
 
 
 def build(instances: int, size: str = "quick") -> dict:
@@ -63,6 +64,9 @@ def build(instances: int, size: str = "quick") -> dict:
 
     seeds, rejected, seed = [], {}, 0
     while len(seeds) < instances:
+        if len(rejected) >= 2 * instances:
+            raise RuntimeError(f"size {size!r}: {len(rejected)} OPD task seeds fell short of their recipes' targets "
+                               f"({rejected}); fix the recipe before shipping")
         shortfalls = opd_shortfalls(seed, size)
         if shortfalls:
             rejected[str(seed)] = shortfalls
