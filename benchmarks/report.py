@@ -17,40 +17,27 @@ from pathlib import Path
 
 from benchmarks import yardstick
 from benchmarks.tasks import BASELINE, HEADLINE, TUNED, grid_name
-from benchmarks.yardstick import median_never, ratio, reach, reached, tail
+from benchmarks.yardstick import (  # noqa: F401 (RETAINED_TOLERANCE, spearman, tuned_multiple: re-exported)
+    MEASURES,
+    RETAINED_TOLERANCE,
+    median_never,
+    ratio,
+    reach,
+    reached,
+    spearman,
+    tail,
+    targets_of,
+    tuned_multiple,
+)
 
 RESULTS = Path(__file__).parent / "results"
 README = Path(__file__).parent.parent / "README.md"
 MARKERS = ("<!-- report:start -->", "<!-- report:end -->")
-#: adamw-tuned may cost at most this much of the retained skill (absolute, on a 0..1 exact match) against the task's
-#: lr: about twice the noise of a smoothed retained figure on 256 examples.
-RETAINED_TOLERANCE = 0.02
-MEASURES = (("metric", True), ("objective", False))  # (curve key, higher is better)
 README_PLOT = "opd-near"  #: the task whose plot, with the headline rows only, the README shows
 
 
 def _reach_all(curve: list[dict], targets: dict) -> dict:
     return {key: reach(curve, key, targets.get(key), higher) for key, higher in MEASURES}
-
-
-def tuned_multiple(first_seed: dict[str, dict]) -> float:
-    """The lr multiple a user would pick from AdamW's grid on one seed: among the grid points whose final retained
-    skill is within RETAINED_TOLERANCE of the task lr's, the one that reaches the task-lr run's target in the fewest
-    steps (ties: the smaller lr); the objective's target where the metric's is ill-conditioned (yardstick.conditioned).
-    `first_seed` maps `adamw` and `adamw-<k>x` to runs (dicts with `curve` and `lr_multiple`)."""
-    targets = _targets(first_seed[BASELINE])
-    key, higher = ("metric", True) if targets["metric"] is not None else ("objective", False)
-    base = first_seed[BASELINE]["curve"]
-    floor = tail(base, "retained")
-    best = None
-    for run in sorted(first_seed.values(), key=lambda r: r["lr_multiple"]):
-        kept = tail(run["curve"], "retained")
-        if floor is not None and (kept is None or kept < floor - RETAINED_TOLERANCE):
-            continue
-        steps, _ = reach(run["curve"], key, targets[key], higher)
-        if steps is not None and (best is None or steps < best[0]):
-            best = (steps, run["lr_multiple"])
-    return 1.0 if best is None else best[1]
 
 
 def _median(values: list) -> float | None:
@@ -63,12 +50,6 @@ def case_key(run: dict) -> str:
     return f"i{run.get('instance', 0)}-s{run['seed']}"
 
 
-def _targets(baseline: dict) -> dict:
-    examples = baseline.get("metric_examples")
-    return {key: yardstick.target(baseline["curve"], key, higher, examples if key == "metric" else None)
-            for key, higher in MEASURES}
-
-
 def summarise(runs: list[dict]) -> dict:
     """{task: {method: figures}} from the speed-up runs' extra_info (see summary.json in the README). Figures are
     medians over every case (instance x seed) with `per_seed` (by case) and `per_instance` beside them."""
@@ -78,7 +59,7 @@ def summarise(runs: list[dict]) -> dict:
     summary = {}
     for task, methods in by_task.items():
         base_runs = methods.get(BASELINE, {})
-        targets = {case: _targets(r) for case, r in base_runs.items()}
+        targets = {case: targets_of(r) for case, r in base_runs.items()}
         base_reach = {case: _reach_all(base_runs[case]["curve"], t) for case, t in targets.items()}
         base_modelled = {case: yardstick.modelled_seconds(base_reach[case]["metric"][0], r["events"],
                                                           yardstick.probe_bill(r["curve"], r["events"]))
@@ -202,27 +183,6 @@ PUBLISHED = ("steps_to_target", "seconds_to_target", "final_metric", "speedup_st
              "instances", "device", "lr", "retained_final", "steps_to_objective_target", "seconds_to_objective_target",
              "speedup_steps_vs_tuned", "speedup_objective", "worst_instance_speedup", "modelled_seconds_to_target",
              "speedup_modelled_seconds", "probe_share", "probe_calls_per_100_steps", "per_instance", "per_seed")
-
-
-def _ranks(values: list[float]) -> list[float]:
-    order = sorted(range(len(values)), key=values.__getitem__)
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):  # ties share their mean rank
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in order[i : j + 1]:
-            ranks[k] = (i + j) / 2
-        i = j + 1
-    return ranks
-
-
-def spearman(x: list[float], y: list[float]) -> float | None:
-    """Spearman's rank correlation (None below three points or when one side is constant)."""
-    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
-        return None
-    return statistics.correlation(_ranks(x), _ranks(y))
 
 
 def stability_table(runs: list[dict], summary: dict) -> list[str]:

@@ -5,20 +5,20 @@ where the task has them objective and retained), `initial_metric`, `final_metric
 `retained` are higher-is-better, the objective lower-is-better. `prepare(instance)` loads the shipped instance (or
 builds it), untimed.
 
-Instances and seeds: an instance is one build of a task's world (OPD: a task seed's teacher and students, shipped
-in reference/shipped/, instance i being the i-th valid task seed (`opd_task_seed`); EchoDistill: the `model_seed`'s clean model; classic: the `data_seed`'s random teacher), a seed
-one run on it (data order and samples). A task runs on `cases`, (instance, seed) pairs: opd-near and classic on every
-instance x every seed, the others on the diagonal (seed i on instance i), which costs what three seeds on one instance
-cost and still says whether a figure holds across builds.
+Instances and seeds: an instance is one build of a task's world (OPD: a task seed's teacher and students, shipped in
+reference/shipped/, instance i being the i-th valid task seed (`opd_task_seed`); EchoDistill: the `model_seed`'s clean
+model; classic: the `data_seed`'s random teacher), a seed one run on it (data order and samples). A task runs on
+`cases`, (instance, seed) pairs: opd-near and classic on every instance x every seed, the others on the diagonal (seed i
+on instance i), which costs what three seeds on one instance cost and still says whether a figure holds across builds.
 
 The race, per post-training task: the bare optimizer at the task's lr (`adamw`), AdamW over an lr grid on each
 instance's first seed (`adamw-3x`, ... : multiples of the task's lr), `adamw-tuned` (the grid point a user would pick
-on that instance, see benchmarks.report.tuned_multiple, run on every seed), the lr-free `prodigy`, effopt's default at
-the task's lr (`effopt`) and at the tuned lr (`effopt-tuned`); then the other peers and ablations, on the first case
-only.
+on that instance, see benchmarks.yardstick.tuned_multiple, run on every seed), the lr-free `prodigy`, effopt's default
+at the task's lr (`effopt`) and at the tuned lr (`effopt-tuned`); then the other peers and ablations, on the first
+case only.
 
-Modes: "quick" (the default; every task, small sizes, the headline rows on three seeds, about 15 minutes on two CPU
-cores from a warm cache), "full" (the whole grid and every row on three seeds, larger budgets; sized for a GPU, and
+Modes: "quick" (the default; every task, small sizes, opd-near on 3 instances x 3 seeds and the rest on 3 instances,
+about 35 minutes on two cores of an AMD EPYC, family 25), "full" (the whole grid and every row on three seeds, larger budgets; sized for a GPU, and
 with the held-out tasks), "heldout" (only the held-out tasks, at the quick sizes: other learning rates and another
 loss than the benchmark's, which no default was chosen on) and "smoke" (the harness itself, in seconds).
 """

@@ -20,7 +20,8 @@ import pytest
 import torch
 
 from benchmarks import yardstick
-from benchmarks.report import lr_text, tuned_multiple
+from benchmarks.report import lr_text
+from benchmarks.yardstick import tuned_multiple
 from benchmarks.tasks import BASELINE, MODE, THREADS, TUNED, grid_name, optimizer_of, tasks
 from reference.optimizers import LR_FREE
 

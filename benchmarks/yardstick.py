@@ -17,6 +17,9 @@ The rules, stated once (REPORT.md quotes them):
 - Modelled seconds, beside the measured ones (which a shared machine makes noisy): steps x the run's plain-step
   seconds (its training seconds outside extrapolation events, per step) + probe calls so far (main probe and guard) x
   its seconds per probe call (the median over its events of an event's seconds per call, the moves included).
+- The tuned lr (`adamw-tuned`): from AdamW's lr grid on an instance's first seed, the lr that reaches the baseline's
+  target in the fewest steps among those whose final retained skill is within ``RETAINED_TOLERANCE`` of the task
+  lr's (`tuned_multiple`).
 - Over seeds: the median with misses counted as never (infinitely many steps), shown with ``k/n reached``; per-seed
   speed-ups are the reference's figure over the run's, a miss counting as 0x, then the median.
 """
@@ -26,6 +29,10 @@ from __future__ import annotations
 import math
 import statistics
 
+MEASURES = (("metric", True), ("objective", False))  # (curve key, higher is better)
+#: adamw-tuned may cost at most this much of the retained skill (absolute, on a 0..1 exact match) against the task's
+#: lr: about twice the noise of a smoothed retained figure on 256 examples.
+RETAINED_TOLERANCE = 0.02
 GAIN_SHARE = 0.95
 SMOOTH = 3
 CONDITIONING = 3.0
@@ -135,3 +142,51 @@ def modelled_seconds(step: int | None, events: list[dict], bill: dict) -> float 
         return None
     calls = sum(probe_calls(e) for e in events if e["step"] <= step)
     return step * bill["step_seconds"] + calls * bill["probe_call_seconds"]
+
+
+def targets_of(baseline: dict) -> dict:
+    """{measure: target} of a baseline run (a dict with `curve` and, for a proportion, `metric_examples`)."""
+    examples = baseline.get("metric_examples")
+    return {key: target(baseline["curve"], key, higher, examples if key == "metric" else None)
+            for key, higher in MEASURES}
+
+
+def tuned_multiple(first_seed: dict[str, dict], baseline: str = "adamw") -> float:
+    """The lr multiple a user would pick from AdamW's grid on one seed: among the grid points whose final retained
+    skill is within RETAINED_TOLERANCE of the task lr's, the one that reaches the task-lr run's target in the fewest
+    steps (ties: the smaller lr); the objective's target where the metric's is ill-conditioned (`conditioned`).
+    `first_seed` maps `baseline` and `<baseline>-<k>x` to runs (dicts with `curve` and `lr_multiple`)."""
+    targets = targets_of(first_seed[baseline])
+    key, higher = ("metric", True) if targets["metric"] is not None else ("objective", False)
+    base = first_seed[baseline]["curve"]
+    floor = tail(base, "retained")
+    best = None
+    for run in sorted(first_seed.values(), key=lambda r: r["lr_multiple"]):
+        kept = tail(run["curve"], "retained")
+        if floor is not None and (kept is None or kept < floor - RETAINED_TOLERANCE):
+            continue
+        steps, _ = reach(run["curve"], key, targets[key], higher)
+        if steps is not None and (best is None or steps < best[0]):
+            best = (steps, run["lr_multiple"])
+    return 1.0 if best is None else best[1]
+
+
+def _ranks(values: list[float]) -> list[float]:
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):  # ties share their mean rank
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in order[i : j + 1]:
+            ranks[k] = (i + j) / 2
+        i = j + 1
+    return ranks
+
+
+def spearman(x: list[float], y: list[float]) -> float | None:
+    """Spearman's rank correlation (None below three points or when one side is constant)."""
+    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
+        return None
+    return statistics.correlation(_ranks(x), _ranks(y))

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks import yardstick
-from benchmarks.report import RETAINED_TOLERANCE, race_table, summarise, tuned_multiple
+from benchmarks.report import race_table, summarise
+from benchmarks.yardstick import RETAINED_TOLERANCE, tuned_multiple
 from benchmarks.report import goals as report_goals
 from benchmarks.yardstick import median_never, ratio, reach, target
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from benchmarks.foresight import Checkpoints, main, module_kind, trajectory
-from benchmarks.report import spearman
+from benchmarks.yardstick import spearman
 
 
 def test_checkpoints_in_memory_from_step_zero_to_the_end():
