@@ -14,7 +14,7 @@ import torch
 
 from effopt import ANCHOR, ExtrapolatingOptimizer, Fixed, Never
 from benchmarks.tasks import MODE
-from effopt._line import _Line
+from effopt._line import LineSettings, _Line
 
 SIZES = {  # name: (width, layers): stacks of square Linear layers
     "0.3M params": (128, 16),
@@ -65,7 +65,8 @@ def test_overhead(benchmark, size):
         first, later = [], []
         with torch.no_grad():
             for _ in range(max(5, repeats // 10)):
-                line = _Line(wrapped, params, anchors, wrapped.step_count, {"multipliers": [], "values": []})
+                line = _Line(LineSettings.of(wrapped), params, anchors, wrapped.step_count,
+                             {"multipliers": [], "values": []})
                 first.append(timed(lambda: line._move(3.0)))  # swap roles, then theta_1 + 2 delta
                 later.append(timed(lambda: line._move(5.0)))  # a foreach lerp along the line
                 line.finish(1.0)  # back to theta_1, bit for bit; the anchor becomes theta_1

@@ -106,13 +106,11 @@ class LineSettings:
 class _Line:
     """The selected weights on the line ``theta(m) = theta_1 + (m - 1) * delta`` during one event.
 
-    ``settings`` is a :class:`LineSettings` (or an object with its attributes, read once here, such as the
-    optimizer); ``params`` and ``anchors`` are the selected parameters with an anchor and their anchors, in the same
-    order; ``record`` is the event's dict, which the line fills in.
+    ``settings`` is a :class:`LineSettings`; ``params`` and ``anchors`` are the selected parameters with an anchor and
+    their anchors, in the same order; ``record`` is the event's dict, which the line fills in.
     """
 
-    def __init__(self, settings, params, anchors, step: int, record: dict) -> None:
-        settings = settings if isinstance(settings, LineSettings) else LineSettings.of(settings)
+    def __init__(self, settings: LineSettings, params, anchors, step: int, record: dict) -> None:
         self.settings, self.step, self.record = settings, step, record
         self.m = 1.0  # where the weights are now
         self.swapped = 0  # chunks whose anchor buffer already holds theta_1
