@@ -420,6 +420,52 @@ def goals(summary: dict) -> list[tuple[str, bool | None, str]]:
     return out
 
 
+COSTLY = "opd-near-costly-probe"  #: opd-near with a probe that samples (a few base steps a call)
+CLOCKED = ("effopt", "effopt-budget")  #: the defaults whose seconds are held to their steps
+SECONDS_FOLLOW = 0.85  #: seconds follow steps: the seconds' speed-up at least this share of the steps' one
+COSTLY_SECONDS = 2.0  #: on the costly-probe task, at least this many times fewer seconds than adamw, every seed
+
+
+def clock_goals(summary: dict) -> list[tuple[str, bool | None, str]]:
+    """Every probe on the clock: seconds follow steps on every task with a speed-up in steps; the costly-probe task
+    in seconds; do no harm in steps and in modelled seconds (steps x median step time + probe calls x median call
+    time, from the same run: yardstick.modelled_seconds), every case."""
+    out = []
+    for task, name in [(task, name) for name in CLOCKED for task in summary]:
+        f = summary[task].get(name)
+        if not f or not f["speedup_steps"] or f["speedup_seconds"] is None:
+            continue
+        share = f["speedup_seconds"] / f["speedup_steps"]
+        out.append((f"{task}: {name}'s seconds follow its steps, speed-up in seconds at least {SECONDS_FOLLOW:g} of "
+                    "that in steps (medians)", share >= SECONDS_FOLLOW,
+                    f"{share:.2f} (steps {_times(f['speedup_steps'])}, seconds {_times(f['speedup_seconds'])}, "
+                    f"modelled {_times(f['speedup_modelled_seconds'])}; probe share {_na(f['probe_share'], 2)})"))
+    costly, tuned = summary.get(COSTLY, {}), summary.get(COSTLY, {}).get(TUNED)
+    for name in CLOCKED:
+        f = costly.get(name)
+        if not f:
+            continue
+        per = f["speedup_seconds_per_seed"]
+        out.append((f"{COSTLY}: {name} at least {COSTLY_SECONDS:g}x fewer seconds than adamw on every seed",
+                    bool(per) and all(v is not None and v >= COSTLY_SECONDS for v in per),
+                    f"seconds {_speedups(per)}, modelled {_speedups(f['speedup_modelled_seconds_per_seed'])}"))
+        if tuned:
+            mine, theirs = f["seconds_to_target"], tuned["seconds_to_target"]
+            out.append((f"{COSTLY}: {name} no slower in seconds than adamw-tuned (median seconds to the target)",
+                        mine is not None and (theirs is None or mine <= theirs),
+                        f"{_fmt(mine, 1, ' s')} vs {_fmt(theirs, 1, ' s')}"))
+    for task, name in [(task, name) for name in OURS + ("effopt-budget",) for task in NO_HARM_TASKS]:
+        f = summary.get(task, {}).get(name)
+        if not f:
+            continue
+        both = f["speedup_steps_per_seed"] + f["speedup_modelled_seconds_per_seed"]
+        out.append((f"{task}: {name} does no harm, at least {NO_HARM:g}x of adamw in steps and in modelled seconds, "
+                    "every case", bool(both) and all(v is not None and v >= NO_HARM for v in both),
+                    f"steps {_speedups(f['speedup_steps_per_seed'])}, "
+                    f"modelled seconds {_speedups(f['speedup_modelled_seconds_per_seed'])}"))
+    return out
+
+
 def instance_goals(summary: dict) -> list[tuple[str, bool | None, str]]:
     """opd-near's goals per instance (each instance's median over its seeds; where an instance's metric target is
     ill-conditioned, its objective's speed-up stands in: `speedup_decisive`)."""
@@ -648,7 +694,7 @@ def write_report(data: dict, source: Path, out: Path = RESULTS, readme: Path | N
         "| goal | met | measured |",
         "|---|---|---|",
         *[f"| {what} | {'not run' if ok is None else 'yes' if ok else 'NO'} | {measured} |"
-          for what, ok, measured in goals(summary)],
+          for what, ok, measured in goals(summary) + clock_goals(summary)],
         "",
     ]
     for task, methods in summary.items():

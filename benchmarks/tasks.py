@@ -53,7 +53,7 @@ BASELINE, TUNED = "adamw", "adamw-tuned"
 #: What a user would pick instead of the baseline (the race's headline, on every seed), and effopt's rows: the default
 #: at the task's lr and at the tuned lr, the default without its persistent step size (effopt.StepScale), and the
 #: default with a guard on the retained skill (effopt.Guard).
-HEADLINE = (BASELINE, TUNED, "prodigy", "effopt", "effopt-tuned", "effopt-noscale", "effopt-guard")
+HEADLINE = (BASELINE, TUNED, "prodigy", "effopt", "effopt-tuned", "effopt-noscale", "effopt-guard", "effopt-budget")
 #: Other peers: the published rule, Lookahead, schedule-free AdamW, ExPO-style fixed extrapolation.
 PEERS = ("effopt-paper", "lookahead", "schedulefree", "expo")
 # Rows that say which change bought what: the published rule, then its probe swapped for the smooth loss, then the
@@ -151,12 +151,12 @@ def _opd_task(regime: str, size: str, instance: int):
                        progress=False)
 
 
-def _opd(regime: str, size: str, steps: int, loss: str):
+def _opd(regime: str, size: str, steps: int, loss: str, probe: str = "loss"):
     def run(method: str, instance: int, seed: int, lr: float) -> dict:
         from reference import opd
 
         cfg = opd.OPDConfig(size=size, regime=regime, optimizer=method, lr=lr, steps=steps, seed=seed, loss=loss,
-                            task_seed=opd_task_seed(instance, size))
+                            probe=probe, task_seed=opd_task_seed(instance, size))
         return opd.train(cfg, task=_opd_task(regime, size, instance), progress=False)
 
     return run
@@ -212,7 +212,8 @@ def tasks(mode: str = MODE) -> list[Task]:
         cases=on_diagonal, headline=(BASELINE, TUNED, "prodigy", "effopt", "effopt-guard"), grid=GRID)
     near_race = race if full else dict(race, cases=on_every, headline=(BASELINE, TUNED, "effopt"),
                                        sparse=("prodigy", "effopt-tuned", "effopt-noscale"))
-    no_harm = dict(cases=on_every if full else on_diagonal, headline=(BASELINE, "effopt", "effopt-noscale"))
+    no_harm = dict(cases=on_every if full else on_diagonal,
+                   headline=(BASELINE, "effopt", "effopt-noscale", "effopt-budget"))
     others = PEERS + ABLATIONS if full else ("effopt-paper", "effopt-paper-loss", "effopt-quadratic")
     others_short = PEERS if full else ("effopt-tuned", "effopt-noscale", "effopt-paper")
     near_task = functools.partial(_opd_task, "near-teacher", size)
@@ -228,6 +229,12 @@ def tasks(mode: str = MODE) -> list[Task]:
              1e-3, "EchoDistill (full method) of the clean-trained audio LM on noisy audio; metric: Noisy (agreement "
              "of the noisy prediction with the clean teacher's answer) at -10 dB; retained: accuracy on clean audio",
              others=others_short, metric_examples=echo_examples, **race),
+        # Seconds where the probe costs something: opd-near with effopt reading the reverse KL on the student's own
+        # samples (reference.opd.make_probes "rollout", a few base steps a call) instead of the teacher-forced one.
+        Task("opd-near-costly-probe", "post-training", _opd("near-teacher", size, steps, "full", probe="rollout"),
+             near_task, 1e-5, f"opd-near, effopt's probe the reverse KL on its own samples, 4 of each of 128 fixed prompts (common "
+             f"random numbers), {steps} steps", others=(), metric_examples=opd_examples,
+             **dict(race, headline=(BASELINE, TUNED, "effopt", "effopt-budget"))),
         # Do no harm: where extrapolation is not expected to pay, on every case.
         Task("opd-grpo", "RL (post-training)", _opd("near-teacher", size, steps, "grpo"), near_task, 1e-5,
              f"RL on the OPD task's {near} 1e-5: exact-match reward, GRPO advantages over 8 samples, {steps} steps",

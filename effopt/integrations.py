@@ -34,7 +34,7 @@ __all__ = ["EffoptCallback", "event_metrics", "extrapolating", "reshard_after", 
 #: The options of :class:`~effopt.ExtrapolatingOptimizer` that :func:`extrapolating` accepts.
 OPTIONS = tuple(name for name in inspect.signature(ExtrapolatingOptimizer.__init__).parameters if name not in
                 ("self", "optimizer"))
-_PIECES = ("schedule", "search", "direction", "step_scale")  # possibly stateful: each optimizer gets its own copy
+_PIECES = ("schedule", "search", "direction", "step_scale", "budget")  # possibly stateful: each optimizer gets its own copy
 
 
 class _ProbeNotSet:
@@ -62,10 +62,9 @@ def extrapolating(optimizer_cls: type[torch.optim.Optimizer] = torch.optim.AdamW
     Args:
         optimizer_cls: the base optimizer class (default ``torch.optim.AdamW``).
         options: the wrapper's keyword arguments (``probe``, ``model``, ``mode``, ``preset``, ``schedule``, ``search``,
-            ``direction``, ``step_scale``, ``guard``, ``tolerance``, ``anchor_device``, ``foreach``); the base
-            optimizer's own (``lr``,
-            ``weight_decay``, ...) go to the class when it is called. Without ``probe``, the optimizer's probe raises
-            until one is set (see :class:`EffoptCallback`).
+            ``direction``, ``step_scale``, ``guard``, ``budget``, ``tolerance``, ``anchor_device``, ``foreach``,
+            ``history``); the base optimizer's own (``lr``, ``weight_decay``, ...) go to the class when it is
+            called. Without ``probe``, the optimizer's probe raises until one is set (see :class:`EffoptCallback`).
 
     Example, with transformers' Trainer (which calls ``cls(grouped_params, **kwargs)``)::
 
@@ -73,8 +72,8 @@ def extrapolating(optimizer_cls: type[torch.optim.Optimizer] = torch.optim.AdamW
                 callbacks=[EffoptCallback(validation_loss)])
 
     The options are checked here, so a mistake fails where it is written. Each optimizer the class builds gets its
-    own copy of ``schedule``, ``search``, ``direction`` and ``step_scale`` (as a preset would) and of ``guard`` with
-    its own reference (a shallow copy: the guard's probe is shared, as ``probe`` is).
+    own copy of ``schedule``, ``search``, ``direction``, ``step_scale`` and ``budget`` (as a preset would) and of
+    ``guard`` with its own reference (a shallow copy: the guard's probe is shared, as ``probe`` is).
     """
     if not (isinstance(optimizer_cls, type) and issubclass(optimizer_cls, torch.optim.Optimizer)):
         raise TypeError(f"optimizer_cls: expected a torch.optim.Optimizer subclass such as torch.optim.AdamW, "

@@ -32,13 +32,14 @@ import torch
 
 from ._events import Event
 from ._line import LineSettings, _Abort, _Line, _local, _roots, _sum_over_ranks
-from .policies import Accumulated, Backoff, Greedy, Guard, PowersOfTwo, Quadratic, StepScale
+from .policies import Accumulated, Backoff, Greedy, Guard, PowersOfTwo, ProbeBudget, Quadratic, StepScale
 
 ANCHOR = "effopt_anchor"  #: key of the anchor in the base optimizer's per-parameter state
 STEP = "effopt_step"  #: key of the counted steps, in every param group
 SCHEDULE = "effopt_schedule"  #: key of a stateful schedule's state_dict(), in every param group
 STEP_SCALE = "effopt_step_scale"  #: key of the step scale's state_dict(), in every param group
 GUARD = "effopt_guard"  #: key of the guard's state_dict() (its reference), in every param group
+BUDGET = "effopt_budget"  #: key of the probe budget's state_dict() (its counts), in every param group
 COUNTS = "effopt_counts"  #: key of the running counts {"events": run, "moves": accepted m != 1}, in every param group
 SKETCH_NUMEL = 1024  #: about this many fixed coordinates per tensor estimate the direction stability of the update
 
@@ -97,6 +98,10 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
             the base lr as given, in ``"effopd"``); ``StepScale(high=1)`` keeps the base lr fixed.
         guard: a :class:`~effopt.Guard`: a second probe (what post-training must keep) that no accepted move may
             push more than its budget past its value at the first event. None (the default): no guard.
+        budget: a :class:`~effopt.ProbeBudget`: what probe calls may cost, counted in base steps. The schedule then
+            hears an event whose saving, ``(m - 1)`` times the steps since the last event, did not cover its calls'
+            cost as one that accepted nothing, and events wait while the probe's cost net of the savings would pass a
+            share of the time. None (the default): every scheduled event runs, whatever its probe costs.
         tolerance: a candidate counts as better only if it beats the best score by more than this, in the probe's
             units (default 0: strict improvement, as published). Guards against accepting noise.
         anchor_device: keep anchors on this device (e.g. ``"cpu"`` for large models); default: the parameter's.
@@ -136,6 +141,7 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         direction: Callable | None = None,
         step_scale=None,
         guard: Guard | None = None,
+        budget: ProbeBudget | None = None,
         tolerance: float = 0.0,
         anchor_device: torch.device | str | None = None,
         foreach: bool = True,
@@ -178,6 +184,9 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         if guard is not None and probe is None:
             raise ValueError("probe: a guard needs the main probe too (a shortened move must still beat m = 1 on it)")
         self.guard = guard
+        if budget is not None and not all(hasattr(budget, name) for name in ("allows", "observe", "begin_step")):
+            raise TypeError(f"budget: expected an effopt.ProbeBudget, got {type(budget).__name__}")
+        self.budget = budget
         if probe is None and getattr(self.search, "needs_probe", True):
             raise ValueError(f"probe: the search {self.search!r} calls a probe; pass probe= or a probe-free search")
 
@@ -234,7 +243,7 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         return (
             f"ExtrapolatingOptimizer({self.optimizer!r}, probe={_shown(self.probe)}, model={model}, "
             f"mode={self.mode!r}, schedule={self.schedule!r}, search={self.search!r}, direction={self.direction!r}, "
-            f"step_scale={self.step_scale!r}, guard={self.guard!r}, tolerance={self.tolerance}, "
+            f"step_scale={self.step_scale!r}, guard={self.guard!r}, budget={self.budget!r}, tolerance={self.tolerance}, "
             f"anchor_device={self.anchor_device}, foreach={self.foreach}, history={self.history})"
         )
 
@@ -243,6 +252,8 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None):
         """One base step (running ``closure`` once, with gradients, if given), then an event if one is scheduled."""
+        if self.budget is not None:
+            self.budget.begin_step(time.perf_counter())
         if not self._complete:
             for param in self._selected():
                 if param not in self._pending and ANCHOR not in self.state.get(param, ()):
@@ -267,7 +278,7 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         step = self.param_groups[0][STEP] + 1
         for group in self.param_groups:
             group[STEP] = step
-        if self.schedule(step):
+        if self.schedule(step) and (self.budget is None or self.budget.allows(step)):
             record = self._record(step)
             try:
                 self._event(step, record)
@@ -275,8 +286,11 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
                 counts = {"events": self.events_run + 1, "moves": self.moves_accepted + (record["accepted"] != 1.0)}
                 for group in self.param_groups:
                     group[COUNTS] = dict(counts)
+                heard = record["accepted"] if self.budget is None else self.budget.observe(step, record)
                 for key, piece in self._stateful():
-                    if hasattr(piece, "observe"):
+                    if piece is self.schedule and hasattr(piece, "observe"):  # what paid, once the budget has said
+                        piece.observe(step, heard)
+                    elif piece is not self.budget and hasattr(piece, "observe"):
                         piece.observe(step, record["accepted"])
                     if hasattr(piece, "state_dict"):
                         for group in self.param_groups:
@@ -284,7 +298,8 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         return loss
 
     def _stateful(self):
-        pieces = [(SCHEDULE, self.schedule), (STEP_SCALE, self.step_scale), (GUARD, self.guard)]
+        pieces = [(SCHEDULE, self.schedule), (STEP_SCALE, self.step_scale), (GUARD, self.guard),
+                  (BUDGET, self.budget)]
         return [(key, piece) for key, piece in pieces if piece is not None]
 
     def _scale_lrs(self) -> list:

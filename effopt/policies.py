@@ -15,6 +15,9 @@ Each piece is a small object with one job; any callable with the same signature 
   ``line.value(m)`` moves the weights there and returns the probe's *score* (lower is better whatever the probe's
   mode), ``line.improves(score, best)`` applies the tolerance. A search with ``needs_probe = False`` never calls
   ``line.value``.
+- **What the probe may cost** (a *budget*, optional): :class:`ProbeBudget` postpones events while the probe's share
+  of the time would pass a bound, and tells the schedule that an event whose saving did not cover its cost did not
+  pay.
 - **What must not get worse** (a *guard*, optional): ``guard(line, m) -> multiplier`` may shorten the search's choice;
   ``line.guard(m)`` moves the weights to ``theta(m)`` and returns the guard probe's score (:class:`Guard`).
 """
@@ -23,6 +26,8 @@ from __future__ import annotations
 
 import math
 import re
+import statistics
+from collections import deque
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -38,6 +43,7 @@ __all__ = [
     "LowRank",
     "Never",
     "PowersOfTwo",
+    "ProbeBudget",
     "Quadratic",
     "StepScale",
     "extrapolation_groups",
@@ -367,6 +373,107 @@ class Fixed:
 
     def __repr__(self) -> str:
         return f"Fixed({self.multiplier})"
+
+
+# --- What the probe may cost ------------------------------------------------------------------------------------------
+
+
+class ProbeBudget:
+    """Spends the probe only where it pays, and never more than a share of the time.
+
+    Time is counted in base steps: a base step costs 1, one probe (or guard) call costs ``cost``. Two rules:
+
+    1. **An event pays if it saved more than it cost.** An event after a window of ``w`` base steps (since the last
+       event, or the start) that accepts ``m`` moves the weights as far as ``(m - 1) * w`` more base steps along the
+       same update would: it *saved* that many steps (none if ``m <= 1``), and it cost ``calls * cost``. The schedule
+       hears ``m`` only if the saving exceeds the cost, otherwise ``1`` (no move): :class:`Backoff` then waits longer
+       before the next event, so a costly probe gets longer windows, whose moves are worth more. The step scale and
+       the event record always see the real ``m``.
+    2. **A bound on what the probe has cost beyond what it saved.** A scheduled event waits while the probe's time
+       so far, net of every event's saving, is more than ``share`` of the counted time: it runs once
+       ``cost * calls - saved <= share * (steps + cost * calls)``, where ``calls`` counts every probe call so far
+       and ``saved`` sums the savings. While events pay for themselves nothing waits; once they stop paying, the
+       run spends about ``share`` of its time probing at most. The schedule is asked again after each step, so
+       :class:`Backoff` events run late rather than never (:class:`PowersOfTwo` ones, at fixed steps, are skipped).
+
+    The default share, 0.15, keeps the seconds' speed-up within 0.85 of the steps' one where events do not pay: a
+    run that spends a share ``s`` of its time in probe calls takes ``1 / (1 - s)`` of its probe-free time.
+
+    Args:
+        cost: one probe call's cost in base steps, declared (for example ``5`` for a probe that samples five
+            batches' worth of rollouts): the events are then as deterministic as the probe. None (the default):
+            measured, as the median seconds per probe call of the last 8 events over the median seconds between the
+            last 32 base steps (an event's own seconds left out); until the first event has run nothing is known and
+            nothing waits. A measured cost depends on the machine's timing, so two runs may differ in their events.
+        share: the largest share of the counted time that probe calls may take, in (0, 1) (default 0.15); None: no
+            bound (rule 2 alone).
+
+    Counts (probe calls, the savings, the last event's step and calls) are part of the checkpoint; measured seconds are not.
+    """
+
+    def __init__(self, cost: float | None = None, share: float | None = 0.15) -> None:
+        self.cost = None if cost is None else _positive("cost", cost)
+        if share is not None and (isinstance(share, bool) or not isinstance(share, (int, float))
+                                  or not 0 < share < 1):
+            raise ValueError(f"share: expected a number in (0, 1) or None, got {share!r}")
+        self.share = None if share is None else float(share)
+        self.calls = 0  # probe and guard calls of every event so far
+        self.last_calls: int | None = None  # the last event's calls
+        self.last_event = 0  # the last event's step (the anchor's); 0: the start
+        self.saved = 0.0  # base steps the events' moves saved, summed (rule 1)
+        self._step_seconds: deque[float] = deque(maxlen=32)
+        self._call_seconds: deque[float] = deque(maxlen=8)
+        self._entered: float | None = None  # when the last base step began
+        self._event_seconds = 0.0  # seconds of events since then
+
+    def call_cost(self) -> float | None:
+        """One probe call's cost in base steps: declared, or measured so far (None until both are timed)."""
+        if self.cost is not None:
+            return self.cost
+        if not self._step_seconds or not self._call_seconds:
+            return None
+        step = statistics.median(self._step_seconds)
+        return statistics.median(self._call_seconds) / step if step > 0 else None
+
+    def begin_step(self, now: float) -> None:
+        """The wrapper's clock: a base step begins at ``now`` (seconds); the time since the previous one, its events'
+        seconds left out, is one base step's."""
+        if self._entered is not None:
+            self._step_seconds.append(max(now - self._entered - self._event_seconds, 0.0))
+        self._entered, self._event_seconds = now, 0.0
+
+    def allows(self, step: int) -> bool:
+        """Rule 2: whether an event after base step ``step`` keeps the probe's net cost within its share."""
+        cost = self.call_cost()
+        if self.share is None or cost is None:
+            return True
+        spent = cost * self.calls
+        return spent - self.saved <= self.share * (step + spent)
+
+    def observe(self, step: int, event: dict) -> float:
+        """Counts an event; returns the multiplier the schedule should hear (rule 1)."""
+        calls = len(event["values"]) + len(event["guard"])
+        window, self.last_event = step - self.last_event, step
+        self.calls += calls
+        self.last_calls = calls
+        self._event_seconds += event["seconds"]
+        if calls and event["seconds"] > 0:
+            self._call_seconds.append(event["seconds"] / calls)
+        saved = max(event["accepted"] - 1.0, 0.0) * window
+        self.saved += saved
+        cost = self.call_cost()
+        return event["accepted"] if cost is None or saved > calls * cost else 1.0
+
+    def state_dict(self) -> dict:
+        return {"calls": self.calls, "last_calls": self.last_calls, "last_event": self.last_event, "saved": self.saved}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.calls, self.last_event = int(state["calls"]), int(state["last_event"])
+        self.last_calls = None if state["last_calls"] is None else int(state["last_calls"])
+        self.saved = float(state["saved"])
+
+    def __repr__(self) -> str:
+        return f"ProbeBudget(cost={self.cost}, share={self.share})"
 
 
 # --- What must not get worse ------------------------------------------------------------------------------------------

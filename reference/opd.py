@@ -113,6 +113,8 @@ class OPDConfig:
     batch_size: int | None = None  # prompts per step, one sample each; None: the size's (tiny 16, quick 64, gpu 256)
     eval_every: int | None = None  # steps between evaluations; None: the size's (tiny 2, quick 10, gpu 20)
     temperature: float = 1.0  # sampling temperature of the rollouts
+    probe: str = "loss"  # the probe effopt's rows read (make_probes): "loss" (teacher-forced reverse KL, cheap),
+    #                      "rollout" (reverse KL on the student's own samples, costly) or "accuracy" (sampled)
     device: str | None = None  # None: "cuda" when available, else "cpu"
 
     def resolved(self) -> OPDConfig:
@@ -120,6 +122,8 @@ class OPDConfig:
             raise ValueError(f"size: expected one of {', '.join(SIZES)}, got {self.size!r}")
         if self.regime not in REGIMES:
             raise ValueError(f"regime: expected one of {', '.join(REGIMES)}, got {self.regime!r}")
+        if self.probe not in PROBES:
+            raise ValueError(f"probe: expected one of {', '.join(PROBES)}, got {self.probe!r}")
         if self.loss not in ("sampled", "full", "grpo"):
             raise ValueError(f"loss: expected 'sampled', 'full' or 'grpo', got {self.loss!r}")
         if self.group_size < 2:
@@ -238,12 +242,21 @@ def retention(task: Task, model) -> dict:
 # Probes for the wrapper
 
 
+PROBES = ("loss", "rollout", "accuracy")  #: the probes an OPDConfig may hand effopt (see make_probes)
+ROLLOUT_SAMPLES = 4  #: the rollout probe's samples per probe_loss prompt (512 rollouts at the quick size: 8 batches)
+
+
 def make_probes(task: Task, student, seed: int = 1234) -> Probes:
-    """{"loss": (validation reverse KL, "min"), "accuracy": (sampled validation accuracy, "max"), "drift": (KL to the
-    start on the retained skill, "min")}.
+    """{"loss": (validation reverse KL, "min"), "rollout": (reverse KL on the student's own samples, "min"),
+    "accuracy": (sampled validation accuracy, "max"), "drift": (KL to the start on the retained skill, "min")}.
 
     loss: KL(student || teacher) over the full vocabulary, teacher-forced on the fixed probe sequences (the teacher's
         greedy answers to the probe_loss prompts), averaged over their tokens: cheap, smooth, deterministic.
+    rollout: the on-policy form of "loss": ROLLOUT_SAMPLES samples at temperature 1 per probe_loss prompt (512
+        rollouts at the quick size, eight training batches' worth), then the full-vocabulary reverse KL to the teacher
+        on them, as the training loss measures it. The samples come from a forked RNG seeded with `seed` (common
+        random numbers: every candidate point is read on the same draws), so it is deterministic given the weights
+        and smooth enough to search along. It costs several base steps a call, as a held-out rollout evaluation does.
     accuracy: exact match of one sample per probe_accuracy prompt (about 50) at temperature 1, the paper's signal:
         noisy. Its samples come from a forked RNG seeded with `seed`: deterministic given the weights, and the
         training RNG stream is left untouched.
@@ -257,6 +270,14 @@ def make_probes(task: Task, student, seed: int = 1234) -> Probes:
         with evaluating(student):
             return task.probe_targets.reverse_kl(student)
 
+    def rollout() -> float:
+        prompts = task.probe_targets.prompt_ids.repeat_interleave(ROLLOUT_SAMPLES, 0)
+        new_tokens = task.probe_targets.completion.shape[1]
+        with evaluating(student), torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(seed)
+            completion = generate(student, prompts, new_tokens, sample=True)
+            return opd_loss(student, task.teacher, prompts, completion, "full")[1]
+
     def accuracy() -> float:
         with evaluating(student), torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed)
@@ -266,7 +287,7 @@ def make_probes(task: Task, student, seed: int = 1234) -> Probes:
         with evaluating(student):
             return task.skill_targets.reverse_kl(student)
 
-    return {"loss": (loss, "min"), "accuracy": (accuracy, "max"), "drift": (drift, "min")}
+    return {"loss": (loss, "min"), "rollout": (rollout, "min"), "accuracy": (accuracy, "max"), "drift": (drift, "min")}
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -338,6 +359,7 @@ def train(cfg: OPDConfig, make_optimizer: Callable | None = None, task: Task | N
     student.load_state_dict(task.student_state)
     student.train()
     probes = make_probes(task, student)
+    probes["loss"] = probes[cfg.probe]  # what effopt's rows read (effopt-paper keeps "accuracy")
     if make_optimizer is None:
         opt = build_optimizer(cfg.optimizer, student, cfg.lr, probes)
     else:
@@ -411,6 +433,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0, help="the run: prompt order and samples")
     parser.add_argument("--task-seed", type=int, default=0, help="the world: data, teacher, the student's start")
     parser.add_argument("--loss", default="full", choices=("sampled", "full", "grpo"), help="see OPDConfig.loss")
+    parser.add_argument("--probe", default="loss", choices=PROBES, help="the probe effopt reads (OPDConfig.probe)")
     parser.add_argument("--group-size", type=int, default=8, help="grpo: samples per prompt")
     parser.add_argument("--batch-size", type=int, default=None, help="None: the size's")
     parser.add_argument("--eval-every", type=int, default=None, help="None: the size's")
@@ -419,7 +442,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     cfg = OPDConfig(size=args.size, regime=args.regime, optimizer=args.optimizer, lr=args.lr, steps=args.steps,
-                    seed=args.seed, task_seed=args.task_seed, loss=args.loss, group_size=args.group_size,
+                    seed=args.seed, task_seed=args.task_seed, loss=args.loss, probe=args.probe, group_size=args.group_size,
                     batch_size=args.batch_size, eval_every=args.eval_every, device=args.device)
     result = train(cfg, progress=not args.no_progress)
     print(f"{cfg.regime} {cfg.optimizer}: exact match {result['initial_metric']:.3f} -> {result['final_metric']:.3f} "

@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from effopt import Backoff, ExtrapolatingOptimizer, Fixed, Guard, LowRank, PowersOfTwo, StepScale
+from effopt import Backoff, ExtrapolatingOptimizer, Fixed, Guard, LowRank, PowersOfTwo, ProbeBudget, StepScale
 
 Probes = dict[str, tuple[Callable[[], float], str]]
 #: effopt-guard's budget: no extrapolation may take the "drift" probe (KL to the start on the retained skill, nats per
@@ -74,6 +74,9 @@ BUILDERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     # The default with a guard: fast, but no move may spend more than GUARD_BUDGET of KL to the start on the retained
     # skill. Only for loops with a "drift" probe.
     "effopt-guard": lambda model, lr, probes: _effopt(model, lr, probes, guard=_guard(probes)),
+    # The default that counts what its probe costs (effopt.ProbeBudget, measured): events only where they save more
+    # base steps than their probe calls cost, and at most 15% of the time in probe calls.
+    "effopt-budget": lambda model, lr, probes: _effopt(model, lr, probes, budget=ProbeBudget()),
     # Events twice as often while they move by more than 1.5x: more gain in post-training, more probe cost elsewhere.
     "effopt-backoff5": lambda model, lr, probes: _effopt(model, lr, probes, schedule=Backoff(5, pays_above=1.5)),
     # The default with the update denoised: each matrix's update projected on its top singular direction.

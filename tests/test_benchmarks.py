@@ -214,7 +214,7 @@ def test_heldout_mode_runs_the_held_out_tasks_alone_at_the_quick_sizes():
     full = {t.name: t for t in tasks("full")}
     assert set(held_out) == set(full) - {t.name for t in tasks("quick")}
     for name, task in held_out.items():
-        assert task.methods(0, 0) == ["adamw", "effopt", "effopt-noscale"] and task.lr == full[name].lr
+        assert task.methods(0, 0) == ["adamw", "effopt", "effopt-noscale", "effopt-budget"] and task.lr == full[name].lr
 
 
 def test_the_number_of_seeds_is_an_environment_setting_and_bad_values_are_named():
@@ -310,3 +310,37 @@ def test_the_probe_bill_and_modelled_seconds_follow_the_runs_own_costs():
     assert yardstick.modelled_seconds(None, events, bill) is None
     bare = yardstick.probe_bill(points, [])
     assert bare["probe_share"] == 0 and yardstick.modelled_seconds(50, [], bare) == pytest.approx(6.5)
+
+
+def test_clock_goals_hold_seconds_to_steps_and_no_harm_to_modelled_seconds():
+    from benchmarks.report import COSTLY, clock_goals
+
+    base, fast = [0.5, 0.6, 0.7, 0.8, 0.9, 0.9, 0.9], [0.5, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]
+
+    def ours(method, task, seed, event_seconds):  # one event of 4 probe calls at step 5, on a clock of 0.1 s a step
+        run = dict(_run(method, seed, fast, events=[{"step": 5, "values": [1, 2, 3, 4], "guard": [],
+                                                     "seconds": event_seconds, "accepted": 3.0}]), task=task)
+        for point in run["curve"][1:]:
+            point["train_seconds"] += event_seconds
+        return run
+
+    runs = []
+    for seed in (0, 1):
+        runs += [dict(_run("adamw", seed, base), task=COSTLY), dict(_run("adamw", seed, base), task="classic"),
+                 dict(_run("adamw-tuned", seed, fast), task=COSTLY), ours("effopt", COSTLY, seed, 1.0),
+                 ours("effopt-budget", COSTLY, seed, 0.0), ours("effopt", "classic", seed, 0.05)]
+    rows = {what.split(",")[0]: (ok, measured) for what, ok, measured in clock_goals(summarise(runs))}
+    # The target (0.88) holds from step 60 for adamw (6 s) and from step 30 for the others (3 s, plus the event's):
+    # 2x in steps. On the costly task effopt's event took 1 s: 1.5x in seconds, 0.75 of the steps' 2x.
+    assert rows[f"{COSTLY}: effopt's seconds follow its steps"] == (False, "0.75 (steps 2.00x, seconds 1.50x, "
+                                                                           "modelled 1.50x; probe share 0.14)")
+    assert rows[f"{COSTLY}: effopt at least 2x fewer seconds than adamw on every seed"][0] is False
+    assert rows[f"{COSTLY}: effopt no slower in seconds than adamw-tuned (median seconds to the target)"] == (
+        False, "4.0 s vs 3.0 s")
+    # effopt-budget's event cost nothing: 2x, and as fast as adamw-tuned
+    assert rows[f"{COSTLY}: effopt-budget at least 2x fewer seconds than adamw on every seed"][0] is True
+    assert rows[f"{COSTLY}: effopt-budget no slower in seconds than adamw-tuned (median seconds to the target)"][0]
+    # classic: 6 s against 3.05 s, 0.98 of the steps' speed-up; no harm in steps and in modelled seconds
+    assert rows["classic: effopt's seconds follow its steps"][0] is True
+    assert rows["classic: effopt does no harm"][0] is True
+    assert not any(k.startswith("classic: effopt-budget") for k in rows)  # not run: no row

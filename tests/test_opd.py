@@ -38,7 +38,8 @@ def test_runs_end_to_end_and_reuses_the_cache(cache):
         return torch.optim.AdamW(model.parameters(), lr=1e-3)
 
     result = opd.train(cfg, make_optimizer=make_optimizer, task=task, progress=False)
-    assert {name: mode for name, (_, mode) in seen.items()} == {"loss": "min", "accuracy": "max", "drift": "min"}
+    assert {name: mode for name, (_, mode) in seen.items()} == {"loss": "min", "rollout": "min", "accuracy": "max",
+                                                                "drift": "min"}
     assert [point["step"] for point in result["curve"]] == [0, 2, 4]
     assert result["curve"][0]["loss"] is None
     for point in result["curve"]:
@@ -134,6 +135,17 @@ def test_runs_with_effopt(cache):
         assert _without_timings(result) != _without_timings(bare)
     assert 0.0 <= result["final_metric"] <= 1.0 and 0.0 <= result["curve"][-1]["retained"] <= 1.0
     json.dumps(result["events"])
+
+
+def test_effopt_reads_the_probe_the_config_names(cache):
+    task = opd.prepare(OPDConfig(size="tiny", device="cpu"), progress=False)
+    values = {}
+    for probe in ("loss", "rollout"):
+        cfg = OPDConfig(size="tiny", optimizer="effopt", steps=1, eval_every=1, device="cpu", probe=probe)
+        values[probe] = opd.train(cfg, task=task, progress=False)["events"][0]["values"][0]
+    assert values["loss"] != values["rollout"] and all(math.isfinite(v) for v in values.values())
+    with pytest.raises(ValueError, match="probe: expected one of loss, rollout, accuracy, got 'kl'"):
+        OPDConfig(probe="kl").resolved()
 
 
 def test_the_retained_skill_is_learnt_and_held_out(cache):

@@ -22,6 +22,7 @@ from effopt import (
     Guard,
     LowRank,
     Never,
+    ProbeBudget,
     ProbeError,
     Quadratic,
     StepScale,
@@ -1058,7 +1059,7 @@ def test_repr_shows_every_piece():
                                  guard=Guard(lambda: 0.0, budget=0.5), tolerance=0.01, history=5)
     text = repr(opt)
     for piece in ("SGD (", "probe=ProbeLoss", "model=['Tiny']", "mode='min'", "schedule=Backoff(", "search=Quadratic(",
-                  "direction=Accumulated()", "step_scale=StepScale(", "guard=Guard(budget=0.5", "tolerance=0.01",
+                  "direction=Accumulated()", "step_scale=StepScale(", "guard=Guard(budget=0.5", "budget=None", "tolerance=0.01",
                   "anchor_device=None", "foreach=True", "history=5"):
         assert piece in text, piece
 
@@ -1094,3 +1095,133 @@ def test_the_default_history_is_bounded():
     assert make_wrapped(model).history == 1000
     with pytest.raises(ValueError, match="history: expected an int >= 0 or None"):
         make_wrapped(model, history=-1)
+
+
+# --- The probe's budget -----------------------------------------------------------------------------------------------
+
+
+class Heard:
+    """A schedule with an event every step, which records what each event told it."""
+
+    def __init__(self):
+        self.heard = []
+
+    def __call__(self, step):
+        return True
+
+    def observe(self, step, accepted):
+        self.heard.append((step, accepted))
+
+
+def test_a_declared_budget_runs_an_event_only_while_the_net_probe_cost_is_within_its_share():
+    model = make_model()
+    budget = ProbeBudget(cost=2.0, share=0.25)
+    opt = make_wrapped(model, schedule=Every(1), budget=budget)
+    train(model, opt, 60)
+    assert 2 <= len(opt.events) < 30  # the schedule asked after every step; the budget let some through
+    calls, saved, last, ran = 0, 0.0, 0, {e["step"]: e for e in opt.events}
+    for step in range(1, 61):
+        allowed = 2.0 * calls - saved <= 0.25 * (step + 2.0 * calls)
+        assert (step in ran) == allowed, step
+        if step in ran:
+            calls += len(ran[step]["values"])
+            saved += max(ran[step]["accepted"] - 1.0, 0.0) * (step - last)
+            last = step
+    assert budget.calls == calls and budget.saved == pytest.approx(saved) and budget.last_event == last
+
+
+def test_without_a_share_every_scheduled_event_runs():
+    model = make_model()
+    opt = make_wrapped(model, schedule=Every(2), budget=ProbeBudget(cost=50.0, share=None))
+    train(model, opt, 10)
+    assert [e["step"] for e in opt.events] == [2, 4, 6, 8, 10]
+
+
+def test_the_schedule_hears_no_move_where_the_saving_did_not_cover_the_cost():
+    model = make_model()
+    heard = Heard()
+    opt = make_wrapped(model, schedule=heard, search=Fixed(3.0), budget=ProbeBudget(cost=1.0, share=None))
+    opt.probe = None  # a probe-free search calls nothing: an event costs 0 calls and a move of m = 3 always pays
+    train(model, opt, 3)
+    assert heard.heard == [(1, 3.0), (2, 3.0), (3, 3.0)]
+
+    model = make_model()
+    heard = Heard()
+    step_scale = StepScale(start=1, high=100.0)
+    # Greedy at (3,) probes twice: at a window of 1 step, an accepted 3 saves (3 - 1) * 1 = 2 steps; two calls at
+    # cost 1.5 cost 3, so the schedule hears 1; the step scale still hears the real multiplier.
+    opt = make_wrapped(model, schedule=heard, search=Greedy((3,)), step_scale=step_scale,
+                       budget=ProbeBudget(cost=1.5, share=None))
+    train(model, opt, 4)
+    accepted = [e["accepted"] for e in opt.events]
+    assert 3.0 in accepted
+    assert heard.heard == [(e["step"], 1.0) for e in opt.events]
+    assert step_scale.factor == pytest.approx(min(100.0, math.prod(m**0.5 for m in accepted)))
+
+
+def test_a_longer_window_makes_the_same_move_pay():
+    budget = ProbeBudget(cost=1.5, share=None)
+    event = {"values": [0.0, 0.0], "guard": [], "accepted": 3.0, "seconds": 0.0}
+    assert budget.observe(1, event) == 1.0  # a window of 1: saves 2, costs 3
+    assert budget.observe(3, event) == 3.0  # a window of 2: saves 4
+    assert budget.calls == 4 and budget.last_calls == 2 and budget.last_event == 3
+
+
+def test_a_measured_cost_is_the_median_probe_call_over_the_median_step():
+    budget = ProbeBudget()
+    assert budget.call_cost() is None and budget.allows(1)  # nothing timed yet: nothing waits
+    for now in (0.0, 1.0, 2.0, 3.0):  # base steps of one second
+        budget.begin_step(now)
+    event = {"values": [0.0] * 4, "guard": [[1.0, 0.0]], "accepted": 2.0, "seconds": 10.0}
+    assert budget.observe(3, event) == 1.0  # 5 calls of 2 s: a call costs 2 steps, the event 10; it saved 1 * 3
+    assert budget.call_cost() == pytest.approx(2.0)
+    budget.begin_step(14.0)  # the step from 3 s to 14 s held the event's 10 s: one base step of 1 s
+    assert list(budget._step_seconds)[-1] == pytest.approx(1.0)
+
+
+def test_a_budget_resumes_with_its_counts_and_the_same_events():
+    def build(model):
+        return make_wrapped(model, schedule=Backoff(interval=2, max_interval=8),
+                            budget=ProbeBudget(cost=1.0, share=0.3))
+
+    model = make_model()
+    opt = build(model)
+    train(model, opt, 8)
+    saved = copy.deepcopy(opt.state_dict())
+    resumed_model = copy.deepcopy(model)
+    resumed = build(resumed_model)
+    resumed.load_state_dict(saved)
+    assert resumed.budget.state_dict() == opt.budget.state_dict()
+    before = len(opt.events)
+    train(model, opt, 16, start=8)
+    train(resumed_model, resumed, 16, start=8)
+    assert [e["step"] for e in resumed.events] == [e["step"] for e in opt.events[before:]]
+    assert_same_tensors(weights(model), weights(resumed_model))
+
+
+def test_a_declared_budget_gives_the_same_events_on_every_run():
+    runs = []
+    for _ in range(2):
+        model = make_model()
+        opt = make_wrapped(model, schedule=Backoff(interval=2), budget=ProbeBudget(cost=1.0, share=0.5))
+        train(model, opt, 40)
+        runs.append([(e["step"], e["accepted"]) for e in opt.events])
+    assert runs[0] == runs[1] and len(runs[0]) >= 2
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(cost=0), "cost: expected a positive finite number"),
+    (dict(cost=float("inf")), "cost: expected a positive finite number"),
+    (dict(share=1.0), r"share: expected a number in \(0, 1\) or None"),
+    (dict(share=0), r"share: expected a number in \(0, 1\) or None"),
+    (dict(share="0.1"), r"share: expected a number in \(0, 1\) or None"),
+])
+def test_bad_budget_input_is_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ProbeBudget(**kwargs)
+
+
+def test_a_budget_that_is_not_one_is_refused():
+    model = make_model()
+    with pytest.raises(TypeError, match="budget: expected an effopt.ProbeBudget, got float"):
+        make_wrapped(model, budget=0.2)
