@@ -209,9 +209,9 @@ def tasks(mode: str = MODE) -> list[Task]:
     # lr-free peer and ablations on one seed an instance, the published rule's steps on the first case; the other
     # post-training races on the diagonal, their ablations on the first case
     race = dict(cases=on_every, headline=HEADLINE, grid=GRID) if full else dict(
-        cases=on_diagonal, headline=(BASELINE, TUNED, "prodigy", "effopt", "effopt-guard"), grid=GRID)
+        cases=on_diagonal, headline=(BASELINE, TUNED, "prodigy", "effopt", "effopt-guard", "effopt-budget"), grid=GRID)
     near_race = race if full else dict(race, cases=on_every, headline=(BASELINE, TUNED, "effopt"),
-                                       sparse=("prodigy", "effopt-tuned", "effopt-noscale"))
+                                       sparse=("prodigy", "effopt-tuned", "effopt-noscale", "effopt-budget"))
     no_harm = dict(cases=on_every if full else on_diagonal,
                    headline=(BASELINE, "effopt", "effopt-noscale", "effopt-budget"))
     others = PEERS + ABLATIONS if full else ("effopt-paper", "effopt-paper-loss", "effopt-quadratic")
@@ -232,8 +232,8 @@ def tasks(mode: str = MODE) -> list[Task]:
         # Seconds where the probe costs something: opd-near with effopt reading the reverse KL on the student's own
         # samples (reference.opd.make_probes "rollout", a few base steps a call) instead of the teacher-forced one.
         Task("opd-near-costly-probe", "post-training", _opd("near-teacher", size, steps, "full", probe="rollout"),
-             near_task, 1e-5, f"opd-near, effopt's probe the reverse KL on its own samples, 4 of each of 128 fixed prompts (common "
-             f"random numbers), {steps} steps", others=(), metric_examples=opd_examples,
+             near_task, 1e-5, f"opd-near, effopt's probe the reverse KL on its own samples, 4 of each of 128 fixed "
+             f"prompts (common random numbers), {steps} steps", others=(), metric_examples=opd_examples,
              **dict(race, headline=(BASELINE, TUNED, "effopt", "effopt-budget"))),
         # Do no harm: where extrapolation is not expected to pay, on every case.
         Task("opd-grpo", "RL (post-training)", _opd("near-teacher", size, steps, "grpo"), near_task, 1e-5,

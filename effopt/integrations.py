@@ -34,7 +34,7 @@ __all__ = ["EffoptCallback", "event_metrics", "extrapolating", "reshard_after", 
 #: The options of :class:`~effopt.ExtrapolatingOptimizer` that :func:`extrapolating` accepts.
 OPTIONS = tuple(name for name in inspect.signature(ExtrapolatingOptimizer.__init__).parameters if name not in
                 ("self", "optimizer"))
-_PIECES = ("schedule", "search", "direction", "step_scale", "budget")  # possibly stateful: each optimizer gets its own copy
+_PIECES = ("schedule", "search", "direction", "step_scale", "budget")  # possibly stateful: each optimizer's own copy
 
 
 class _ProbeNotSet:

@@ -243,8 +243,9 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         return (
             f"ExtrapolatingOptimizer({self.optimizer!r}, probe={_shown(self.probe)}, model={model}, "
             f"mode={self.mode!r}, schedule={self.schedule!r}, search={self.search!r}, direction={self.direction!r}, "
-            f"step_scale={self.step_scale!r}, guard={self.guard!r}, budget={self.budget!r}, tolerance={self.tolerance}, "
-            f"anchor_device={self.anchor_device}, foreach={self.foreach}, history={self.history})"
+            f"step_scale={self.step_scale!r}, guard={self.guard!r}, budget={self.budget!r}, "
+            f"tolerance={self.tolerance}, anchor_device={self.anchor_device}, foreach={self.foreach}, "
+            f"history={self.history})"
         )
 
     # --- torch.optim.Optimizer API ------------------------------------------------------------------------------------

@@ -408,7 +408,8 @@ class ProbeBudget:
         share: the largest share of the counted time that probe calls may take, in (0, 1) (default 0.15); None: no
             bound (rule 2 alone).
 
-    Counts (probe calls, the savings, the last event's step and calls) are part of the checkpoint; measured seconds are not.
+    Counts (probe calls, the savings, the last event's step and calls) are part of the checkpoint; measured seconds
+    are not.
     """
 
     def __init__(self, cost: float | None = None, share: float | None = 0.15) -> None:

@@ -442,7 +442,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     cfg = OPDConfig(size=args.size, regime=args.regime, optimizer=args.optimizer, lr=args.lr, steps=args.steps,
-                    seed=args.seed, task_seed=args.task_seed, loss=args.loss, probe=args.probe, group_size=args.group_size,
+                    seed=args.seed, task_seed=args.task_seed, loss=args.loss, probe=args.probe,
+                    group_size=args.group_size,
                     batch_size=args.batch_size, eval_every=args.eval_every, device=args.device)
     result = train(cfg, progress=not args.no_progress)
     print(f"{cfg.regime} {cfg.optimizer}: exact match {result['initial_metric']:.3f} -> {result['final_metric']:.3f} "

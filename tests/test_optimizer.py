@@ -1059,7 +1059,8 @@ def test_repr_shows_every_piece():
                                  guard=Guard(lambda: 0.0, budget=0.5), tolerance=0.01, history=5)
     text = repr(opt)
     for piece in ("SGD (", "probe=ProbeLoss", "model=['Tiny']", "mode='min'", "schedule=Backoff(", "search=Quadratic(",
-                  "direction=Accumulated()", "step_scale=StepScale(", "guard=Guard(budget=0.5", "budget=None", "tolerance=0.01",
+                  "direction=Accumulated()", "step_scale=StepScale(", "guard=Guard(budget=0.5", "budget=None",
+                  "tolerance=0.01",
                   "anchor_device=None", "foreach=True", "history=5"):
         assert piece in text, piece
 
