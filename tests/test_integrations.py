@@ -326,6 +326,7 @@ def _accelerate_worker(out_dir):
 @pytest.mark.parametrize("name, options", [
     ("hf_trainer", ["--max-steps", "--output-dir"]),
     ("trl_grpo", ["--max-steps", "--output-dir"]),
+    ("trl_distill", ["--size", "--task-seed", "--steps", "--optimizer", "--lr", "--out"]),
     ("accelerate_ddp", ["--steps"]),
 ])
 def test_example_help_answers_without_training(name, options):
