@@ -18,8 +18,8 @@ at the task's lr (`effopt`) and at the tuned lr (`effopt-tuned`); then the other
 case only.
 
 Modes: "quick" (the default; every task, small sizes, opd-near on 3 instances x 3 seeds and the rest on 3 instances,
-about 35 minutes on two cores of an AMD EPYC, family 25), "full" (the whole grid and every row on three seeds, larger budgets; sized for a GPU, and
-with the held-out tasks), "heldout" (only the held-out tasks, at the quick sizes: other learning rates and another
+about 35 minutes on two cores of an AMD EPYC, family 25, before trl-distill and opd-near-costly-probe were added),
+"full" (the whole grid and every row on three seeds, larger budgets; sized for a GPU, and with the held-out tasks), "heldout" (only the held-out tasks, at the quick sizes: other learning rates and another
 loss than the benchmark's, which no default was chosen on) and "smoke" (the harness itself, in seconds).
 """
 
@@ -162,6 +162,23 @@ def _opd(regime: str, size: str, steps: int, loss: str, probe: str = "loss"):
     return run
 
 
+def _trl_distill(size: str, steps: int):
+    """opd-near's task through TRL's DistillationTrainer (examples/trl_distill.py: the same instance, prompts and
+    batch; what still differs is in its docstring)."""
+
+    def run(method: str, instance: int, seed: int, lr: float) -> dict:
+        from examples import trl_distill
+        from reference import opd
+
+        cfg = opd.OPDConfig(size=size, regime="near-teacher", optimizer=method, lr=lr, steps=steps, seed=seed,
+                            loss="full", task_seed=opd_task_seed(instance, size))
+        result = trl_distill.train(cfg, task=_opd_task("near-teacher", size, instance), progress=False)
+        result.pop("log_history")  # the Trainer's own log: not part of the loop's result
+        return result
+
+    return run
+
+
 def _sft(size: str, steps: int):
     def run(method: str, instance: int, seed: int, lr: float) -> dict:
         from reference import sft
@@ -235,6 +252,11 @@ def tasks(mode: str = MODE) -> list[Task]:
              near_task, 1e-5, f"opd-near, effopt's probe the reverse KL on its own samples, 4 of each of 128 fixed "
              f"prompts (common random numbers), {steps} steps", others=(), metric_examples=opd_examples,
              **dict(race, headline=(BASELINE, TUNED, "effopt", "effopt-budget"))),
+        # opd-near where its users run it: TRL's DistillationTrainer, effopt through its callback; one seed an instance
+        Task("trl-distill", "post-training", _trl_distill(size, steps), near_task, 1e-5,
+             f"opd-near through TRL's DistillationTrainer: OPD, {near} 1e-5, full-vocabulary reverse KL, {steps} steps",
+             metric_examples=opd_examples, **dict(race, cases=on_every if full else on_diagonal, others=(),
+                                                  headline=(BASELINE, TUNED, "prodigy", "effopt", "effopt-tuned"))),
         # Do no harm: where extrapolation is not expected to pay, on every case.
         Task("opd-grpo", "RL (post-training)", _opd("near-teacher", size, steps, "grpo"), near_task, 1e-5,
              f"RL on the OPD task's {near} 1e-5: exact-match reward, GRPO advantages over 8 samples, {steps} steps",

@@ -2,10 +2,11 @@
 
 - :func:`extrapolating` turns a base optimizer class into an :class:`~effopt.ExtrapolatingOptimizer` class that a
   framework can build itself with ``cls(params, **kwargs)``: transformers' ``optimizer_cls_and_kwargs`` (the only way
-  to pass an optimizer under FSDP or DeepSpeed), or any Trainer subclass through its ``optimizer_cls_and_kwargs``
-  attribute.
+  to pass an optimizer under FSDP), or any Trainer subclass through its ``optimizer_cls_and_kwargs`` attribute (TRL's
+  trainers). Under DeepSpeed :class:`EffoptCallback` refuses to start (see there).
 - :class:`EffoptCallback`, a transformers ``TrainerCallback``, gives that optimizer its probe once the Trainer has
-  built it (a function of yours, or the Trainer's own evaluation loss) and sends every event to the Trainer's log.
+  built it (a function of yours, or the Trainer's own evaluation loss) and sends every event to the Trainer's log
+  (``trainer.state.log_history``; with ``trainer=``, every ``report_to`` backend too).
 - :func:`event_metrics` flattens an event into ``effopt/...`` metrics for any logger.
 - :func:`unwrap_optimizer` finds the ExtrapolatingOptimizer inside accelerate's or DeepSpeed's wrappers.
 - :func:`reshard_after` makes a probe safe under FSDP2 (``fully_shard``); ``ExtrapolatingOptimizer(model=...)`` does
@@ -225,14 +226,21 @@ def _make_callback_class():
         Pass ``probe``, ``trainer`` or both. The optimizer may be inside accelerate's wrapper; after training begins it
         is :attr:`optimizer`, and its ``events`` the record of every event.
 
-        With ``trainer``, each step that ran an event adds a line to the Trainer's log (``trainer.state.log_history``
-        and every ``report_to`` backend) at that step, whatever ``logging_steps`` is: the event's
-        :func:`event_metrics` (``effopt/multiplier``, ``effopt/probe_value``, ``effopt/stability``,
+        Each step that ran an event adds a line to the Trainer's log at that step, whatever ``logging_steps`` is: the
+        event's :func:`event_metrics` (``effopt/multiplier``, ``effopt/probe_value``, ``effopt/stability``,
         ``effopt/probe_seconds``); should several events have run since the last line, the last one's, with
-        ``effopt/events`` saying how many. The line goes through ``transformers.Trainer.log`` itself, so a subclass's
-        ``log`` (TRL's averages and clears its own running metrics there) is left to its own cadence. A callback made
-        before the Trainer (``callbacks=[EffoptCallback(probe)]``) cannot reach its log; add it afterwards with
-        ``trainer.add_callback(EffoptCallback(probe, trainer=trainer))`` to have events logged.
+        ``effopt/events`` saying how many. With ``trainer``, the line goes through ``transformers.Trainer.log`` itself,
+        so it reaches ``trainer.state.log_history`` and every ``report_to`` backend, and a subclass's ``log`` (TRL's
+        averages and clears its own running metrics there) is left to its own cadence. Without ``trainer`` (a
+        callback made before the Trainer, ``callbacks=[EffoptCallback(probe)]``: the Trainer hands its callbacks its
+        ``state``, never itself), the line, in the shape ``Trainer.log`` gives it, is appended to
+        ``state.log_history`` (hence to every checkpoint's ``trainer_state.json``), and the ``report_to`` backends,
+        which only ``Trainer.log`` reaches, do not see it; add the callback with
+        ``trainer.add_callback(EffoptCallback(probe, trainer=trainer))`` for those.
+
+        DeepSpeed is refused (``NotImplementedError`` when training begins): its ZeRO and mixed-precision optimizers
+        step fp32 copies of the weights and write them into the model only after the optimizer's ``step``, so every
+        probe inside an event would read the weights as they were before it.
 
         Under FSDP2 the Trainer's evaluation loss is followed by a reshard of ``trainer.model`` (see
         :func:`reshard_after`); with ``probe=``, wrap your probe with :func:`reshard_after` yourself, or build the
@@ -256,6 +264,11 @@ def _make_callback_class():
             self._last = None  # the last event sent to the log
 
         def on_train_begin(self, args, state, control, optimizer=None, **kwargs):
+            if getattr(args, "deepspeed", None) or getattr(args, "deepspeed_plugin", None) is not None:
+                raise NotImplementedError(
+                    "EffoptCallback: DeepSpeed is not supported: its optimizers step fp32 copies of the weights and "
+                    "write them into the model only after the step, so the probe would read stale weights during an "
+                    "event. Train without a deepspeed config (DDP or FSDP2 work, see effopt.integrations)")
             opt = unwrap_optimizer(optimizer)
             if isinstance(self.probe, TrainerEvalLoss) and opt.mode != "min":
                 raise ValueError(f"EffoptCallback(trainer=...): probes with the eval loss (lower is better), but the "
@@ -264,19 +277,27 @@ def _make_callback_class():
             self.optimizer, self._last = opt, (opt.events[-1] if opt.events else None)
 
         def on_step_end(self, args, state, control, **kwargs):
-            if self.trainer is None or self.optimizer is None:
+            if self.optimizer is None:
                 return
             events = self.optimizer.events
             new = _since(events, self._last)
             if not new:
                 return
-            from transformers import Trainer
-
             logs = event_metrics(events[-1])
             if new > 1:
                 logs["effopt/events"] = new
             self._last = events[-1]
-            Trainer.log(self.trainer, logs)
+            if self.trainer is not None:
+                from transformers import Trainer
+
+                Trainer.log(self.trainer, logs)
+                return
+            # No Trainer to log through: the line Trainer.log would append, appended to the state it keeps it in
+            if state.epoch is not None:
+                logs["epoch"] = state.epoch
+            if getattr(args, "include_num_input_tokens_seen", "no") not in ("no", False, None):
+                logs["num_input_tokens_seen"] = state.num_input_tokens_seen
+            state.log_history.append({**logs, "step": state.global_step})
 
     EffoptCallback.__module__ = __name__
     return EffoptCallback

@@ -224,6 +224,28 @@ def test_trainer_log_gets_every_event_between_logging_steps(monkeypatch, tmp_pat
                                              "epoch": trainer.state.epoch, "step": 16}
 
 
+def test_a_callback_made_before_the_trainer_logs_events_into_its_state():
+    """Without trainer= the callback has no Trainer to log through (callbacks are handed its state, not itself): the
+    line Trainer.log would append goes into state.log_history; DeepSpeed is refused before anything runs."""
+    from transformers import TrainerControl, TrainerState
+
+    from effopt.integrations import EffoptCallback
+
+    opt = extrapolating(torch.optim.AdamW, search=Fixed(2.0))(tiny_model().parameters(), lr=1e-2)
+    callback, state = EffoptCallback(lambda: 0.0), TrainerState()
+    args = types.SimpleNamespace(include_num_input_tokens_seen="no")
+    callback.on_train_begin(args, state, TrainerControl(), optimizer=opt)
+    event = {"step": 1, "multipliers": [], "values": [], "accepted": 2.0, "seconds": 0.1, "stability": None}
+    opt.events.append(event)
+    state.global_step, state.epoch = 1, 0.5
+    callback.on_step_end(args, state, TrainerControl())
+    callback.on_step_end(args, state, TrainerControl())  # nothing new: no line
+    assert state.log_history == [{"effopt/multiplier": 2.0, "effopt/probe_seconds": 0.1, "epoch": 0.5, "step": 1}]
+    for deepspeed in (types.SimpleNamespace(deepspeed="ds.json"), types.SimpleNamespace(deepspeed_plugin=object())):
+        with pytest.raises(NotImplementedError, match="DeepSpeed is not supported"):
+            EffoptCallback(lambda: 0.0).on_train_begin(deepspeed, state, TrainerControl(), optimizer=opt)
+
+
 def test_the_callback_counts_new_events_past_a_bounded_history():
     from effopt.integrations import _since
 
@@ -304,6 +326,7 @@ def _accelerate_worker(out_dir):
 @pytest.mark.parametrize("name, options", [
     ("hf_trainer", ["--max-steps", "--output-dir"]),
     ("trl_grpo", ["--max-steps", "--output-dir"]),
+    ("trl_distill", ["--size", "--task-seed", "--steps", "--optimizer", "--lr", "--out"]),
     ("accelerate_ddp", ["--steps"]),
 ])
 def test_example_help_answers_without_training(name, options):
