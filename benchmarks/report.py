@@ -466,6 +466,37 @@ def clock_goals(summary: dict) -> list[tuple[str, bool | None, str]]:
     return out
 
 
+TRL = "trl-distill"  #: opd-near's task through TRL's DistillationTrainer (examples/trl_distill.py)
+KEPT_THROUGH_TRL = 0.8  #: through TRL, effopt keeps at least this share of opd-near's speed-up on the same cases
+
+
+def trl_goals(summary: dict) -> list[tuple[str, bool | None, str]]:
+    """Through TRL, effopt keeps KEPT_THROUGH_TRL of the speed-up opd-near's own loop shows on the same cases (instance,
+    seed): to the metric's target, to the objective's, in seconds (medians over the cases both ran); its final retained
+    skill no more than 0.01 below adamw-tuned's through TRL."""
+    trl, near = summary.get(TRL, {}).get("effopt"), summary.get("opd-near", {}).get("effopt")
+    if not trl or not near:
+        return []
+    cases = sorted(set(trl["per_seed"]) & set(near["per_seed"]))
+    out = []
+    for key, what in (("speedup_steps", "steps to the metric's target"),
+                      ("speedup_objective", "steps to the objective's target"),
+                      ("speedup_seconds", "seconds to the metric's target")):
+        mine = _median([trl["per_seed"][c][key] for c in cases])
+        theirs = _median([near["per_seed"][c][key] for c in cases])
+        kept = None if not mine or not theirs else mine / theirs
+        out.append((f"{TRL}: effopt keeps at least {KEPT_THROUGH_TRL:g} of opd-near's speed-up in {what}, on the "
+                    f"same cases ({', '.join(cases)})", kept is not None and kept >= KEPT_THROUGH_TRL,
+                    f"{_na(kept, 2)} ({_times(mine)} through TRL, {_times(theirs)} in reference.opd)"))
+    tuned = summary[TRL].get(TUNED)
+    if tuned:
+        ok = trl["retained_final"] is not None and (tuned["retained_final"] is None
+                                                    or trl["retained_final"] >= tuned["retained_final"] - 0.01)
+        out.append((f"{TRL}: effopt's final retained skill no more than 0.01 below adamw-tuned's", ok,
+                    f"{_na(trl['retained_final'], 3)} vs {_na(tuned['retained_final'], 3)}"))
+    return out
+
+
 def instance_goals(summary: dict) -> list[tuple[str, bool | None, str]]:
     """opd-near's goals per instance (each instance's median over its seeds; where an instance's metric target is
     ill-conditioned, its objective's speed-up stands in: `speedup_decisive`)."""
@@ -694,7 +725,7 @@ def write_report(data: dict, source: Path, out: Path = RESULTS, readme: Path | N
         "| goal | met | measured |",
         "|---|---|---|",
         *[f"| {what} | {'not run' if ok is None else 'yes' if ok else 'NO'} | {measured} |"
-          for what, ok, measured in goals(summary) + clock_goals(summary)],
+          for what, ok, measured in goals(summary) + clock_goals(summary) + trl_goals(summary)],
         "",
     ]
     for task, methods in summary.items():

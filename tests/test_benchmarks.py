@@ -344,3 +344,25 @@ def test_clock_goals_hold_seconds_to_steps_and_no_harm_to_modelled_seconds():
     assert rows["classic: effopt's seconds follow its steps"][0] is True
     assert rows["classic: effopt does no harm"][0] is True
     assert not any(k.startswith("classic: effopt-budget") for k in rows)  # not run: no row
+
+
+def test_trl_goals_compare_effopt_with_opd_near_on_the_cases_both_ran():
+    from benchmarks.report import TRL, trl_goals
+
+    base, fast, slower = [0.5, 0.6, 0.7, 0.8, 0.9, 0.9, 0.9], [0.5, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9], \
+        [0.5, 0.6, 0.9, 0.9, 0.9, 0.9, 0.9]
+    objective = [1.0, 0.8, 0.6, 0.5, 0.4, 0.4, 0.4]
+    runs = []
+    for seed in (0, 1):
+        for task, ours in (("opd-near", fast), (TRL, slower)):
+            runs += [dict(_run("adamw", seed, base, objective=objective, retained=[1.0] * 7), task=task),
+                     dict(_run("adamw-tuned", seed, fast, retained=[1.0] * 7, objective=objective), task=task),
+                     dict(_run("effopt", seed, ours, objective=objective, retained=[0.995] * 7), task=task)]
+    runs.append(dict(_run("effopt", 2, fast, objective=objective), task="opd-near"))  # a case TRL did not run
+    rows = {what.split(" (")[0].split(", on the same")[0]: (ok, measured)
+            for what, ok, measured in trl_goals(summarise(runs))}
+    steps = rows[f"{TRL}: effopt keeps at least 0.8 of opd-near's speed-up in steps to the metric's target"]
+    assert steps[0] is False and steps[1] == "0.75 (1.50x through TRL, 2.00x in reference.opd)"
+    assert rows[f"{TRL}: effopt's final retained skill no more than 0.01 below adamw-tuned's"] == (True,
+                                                                                                 "0.995 vs 1.000")
+    assert trl_goals(summarise([r for r in runs if r["task"] != TRL])) == []
