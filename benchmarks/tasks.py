@@ -18,7 +18,7 @@ at the task's lr (`effopt`) and at the tuned lr (`effopt-tuned`); then the other
 case only.
 
 Modes: "quick" (the default; every task, small sizes, opd-near on 3 instances x 3 seeds and the rest on 3 instances,
-about 35 minutes on two cores of an AMD EPYC, family 25, before trl-distill and opd-near-costly-probe were added),
+54 minutes on two cores of an AMD EPYC, family 25, install included: 218 runs),
 "full" (the whole grid and every row on three seeds, larger budgets; sized for a GPU, and with the held-out tasks), "heldout" (only the held-out tasks, at the quick sizes: other learning rates and another
 loss than the benchmark's, which no default was chosen on) and "smoke" (the harness itself, in seconds).
 """
@@ -222,7 +222,7 @@ def tasks(mode: str = MODE) -> list[Task]:
     opd_examples, echo_examples = OPD_SIZES[size].splits["eval"], ECHO_SIZES[size]["n_eval"]
     near = "capable student (about 60% exact match) that also knows a second skill (reversal, about 99%), small lr"
     on_every, on_diagonal = every(INSTANCES, SEEDS), diagonal(INSTANCES, SEEDS)
-    # quick (about 25 minutes on two cores): opd-near's baseline, tuned lr and default on every instance x seed, its
+    # quick (54 minutes on two cores): opd-near's baseline, tuned lr and default on every instance x seed, its
     # lr-free peer and ablations on one seed an instance, the published rule's steps on the first case; the other
     # post-training races on the diagonal, their ablations on the first case
     race = dict(cases=on_every, headline=HEADLINE, grid=GRID) if full else dict(

@@ -1,5 +1,5 @@
 """effopt inside transformers' Trainer: the Trainer builds the optimizer from a class (the only way it accepts one
-under FSDP or DeepSpeed) and effopt probes with the Trainer's own evaluation loss.
+under FSDP) and effopt probes with the Trainer's own evaluation loss.
 
     python -m examples.hf_trainer [--max-steps 30] [--output-dir DIR]
 

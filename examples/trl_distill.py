@@ -152,7 +152,7 @@ def _curve_callback(task: Task, student, optimizer, eval_every: int, seed: int):
     from transformers import TrainerCallback
 
     from reference.common import evaluating, set_seed, sync
-    from reference.opd import exact_match, retention
+    from reference.opd import measures
 
     class Curve(TrainerCallback):
         """Evaluates at step 0 and every `eval_every` optimizer steps (and the last), off the training clock, with the
@@ -167,13 +167,11 @@ def _curve_callback(task: Task, student, optimizer, eval_every: int, seed: int):
             sync(task.device)
             start = time.perf_counter()
             with evaluating(student, optimizer):
-                metric = exact_match(student, task.data["eval"])
-                objective = task.eval_targets.reverse_kl(student)
-                kept = retention(task, student)
+                point = measures(task, student)
             sync(task.device)
             self.eval_seconds += time.perf_counter() - start
             self.curve.append(dict(step=step, train_seconds=self.train_seconds, eval_seconds=self.eval_seconds,
-                                   metric=metric, loss=None, objective=objective, **kept))
+                                   loss=None, **point))
 
         def on_train_begin(self, args, state, control, **kwargs):
             if state.global_step == 0:

@@ -229,6 +229,14 @@ def prepare(cfg: OPDConfig, progress: bool = True) -> Task:
                 student_state, teacher_metric, probe_targets, eval_targets, skill_start_logp, skill_targets)
 
 
+def measures(task: Task, model) -> dict:
+    """A curve point's measures at the model's weights (call in eval mode, without gradients): `metric`, greedy exact
+    match on the eval split; `objective`, the reverse KL to the teacher teacher-forced on its answers to the eval
+    prompts; and `retention`'s retained and drift."""
+    return dict(metric=exact_match(model, task.data["eval"]), objective=task.eval_targets.reverse_kl(model),
+                **retention(task, model))
+
+
 def retention(task: Task, model) -> dict:
     """What the model kept of the skill that post-training does not train (call in eval mode, without gradients):
     `retained`, greedy exact match on skill_eval, and `drift`, the mean per-token KL(model || start) teacher-forced
@@ -378,15 +386,12 @@ def train(cfg: OPDConfig, make_optimizer: Callable | None = None, task: Task | N
         sync(cfg.device)
         start = time.perf_counter()
         with evaluating(student, opt):
-            metric = exact_match(student, task.data["eval"])
-            objective = task.eval_targets.reverse_kl(student)
-            kept = retention(task, student)
+            point = measures(task, student)
         sync(cfg.device)
         eval_seconds += time.perf_counter() - start
         loss = sum(losses) / len(losses) if losses else None
         losses.clear()
-        curve.append(dict(step=step, train_seconds=train_seconds, eval_seconds=eval_seconds, metric=metric,
-                          loss=loss, objective=objective, **kept))
+        curve.append(dict(step=step, train_seconds=train_seconds, eval_seconds=eval_seconds, loss=loss, **point))
 
     evaluate(0)
     bar = tqdm(range(1, cfg.steps + 1), desc=f"opd {cfg.regime} {cfg.optimizer}", disable=not progress)
