@@ -32,6 +32,8 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
+from ._line import _sum_over_ranks
+
 __all__ = [
     "PAPER_PATTERN",
     "Accumulated",
@@ -402,9 +404,11 @@ class ProbeBudget:
     Args:
         cost: one probe call's cost in base steps, declared (for example ``5`` for a probe that samples five
             batches' worth of rollouts): the events are then as deterministic as the probe. None (the default):
-            measured, as the median seconds per probe call of the last 8 events over the median seconds between the
-            last 32 base steps (an event's own seconds left out); until the first event has run nothing is known and
-            nothing waits. A measured cost depends on the machine's timing, so two runs may differ in their events.
+            measured after each event, as the median seconds per probe call of the last 8 events over the median
+            seconds between the last 32 base steps (an event's own seconds left out), averaged over ranks under
+            ``torch.distributed`` so that every rank takes the same decisions; until the first event has run nothing
+            is known and nothing waits. A measured cost depends on the machine's timing, so two runs may differ in
+            their events.
         share: the largest share of the counted time that probe calls may take, in (0, 1) (default 0.15); None: no
             bound (rule 2 alone).
 
@@ -424,17 +428,20 @@ class ProbeBudget:
         self.saved = 0.0  # base steps the events' moves saved, summed (rule 1)
         self._step_seconds: deque[float] = deque(maxlen=32)
         self._call_seconds: deque[float] = deque(maxlen=8)
+        self._measured: float | None = None  # the cost measured at the last event (the same on every rank)
         self._entered: float | None = None  # when the last base step began
         self._event_seconds = 0.0  # seconds of events since then
 
     def call_cost(self) -> float | None:
-        """One probe call's cost in base steps: declared, or measured so far (None until both are timed)."""
-        if self.cost is not None:
-            return self.cost
-        if not self._step_seconds or not self._call_seconds:
-            return None
-        step = statistics.median(self._step_seconds)
-        return statistics.median(self._call_seconds) / step if step > 0 else None
+        """One probe call's cost in base steps: declared, or as measured at the last event (None before)."""
+        return self.cost if self.cost is not None else self._measured
+
+    def _measure(self) -> None:
+        """The cost from this rank's timings, averaged over ranks (every rank calls this at every event)."""
+        step = statistics.median(self._step_seconds) if self._step_seconds else 0.0
+        local = statistics.median(self._call_seconds) / step if self._call_seconds and step > 0 else None
+        total, count = _sum_over_ranks([local or 0.0, 0.0 if local is None else 1.0])
+        self._measured = total / count if count else None
 
     def begin_step(self, now: float) -> None:
         """The wrapper's clock: a base step begins at ``now`` (seconds); the time since the previous one, its events'
@@ -460,6 +467,8 @@ class ProbeBudget:
         self._event_seconds += event["seconds"]
         if calls and event["seconds"] > 0:
             self._call_seconds.append(event["seconds"] / calls)
+        if self.cost is None:
+            self._measure()
         saved = max(event["accepted"] - 1.0, 0.0) * window
         self.saved += saved
         cost = self.call_cost()

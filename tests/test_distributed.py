@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from effopt import ANCHOR, Every, ExtrapolatingOptimizer, Greedy, Quadratic
+from effopt import ANCHOR, Backoff, Every, ExtrapolatingOptimizer, Greedy, ProbeBudget, Quadratic
 from effopt.integrations import reshard_after
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -77,6 +77,47 @@ def test_ddp_ranks_with_different_probes_accept_the_same_multipliers():
             assert rank["checked"] == [(e["step"], e["accepted"]) for e in rank["events"]]
         for a, b in zip(rank0["weights"], rank1["weights"]):
             assert torch.equal(a, b)
+
+
+def _budget_worker(rank: int, world: int, init_file: str, out_dir: str, _: str) -> None:
+    import time
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+        ddp = torch.nn.parallel.DistributedDataParallel(model)
+        data = torch.Generator().manual_seed(100 + rank)
+        x, y = torch.randn(64, 6, generator=data), torch.randn(64, 1, generator=data)
+        px, py = torch.randn(32, 6, generator=data), torch.randn(32, 1, generator=data)
+
+        def probe():  # rank 1's probe is slower: left to itself, each rank would measure another cost
+            time.sleep(0.004 * rank)
+            return torch.nn.functional.mse_loss(model(px), py).item()
+
+        budget = ProbeBudget(share=0.2)
+        opt = ExtrapolatingOptimizer(torch.optim.AdamW(ddp.parameters(), lr=1e-2), probe=probe,
+                                     schedule=Backoff(interval=2, max_interval=4), budget=budget)
+        for _ in range(40):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(ddp(x), y).backward()
+            opt.step()
+        torch.save({"weights": [p.detach() for p in model.parameters()], "events": opt.events,
+                    "cost": budget.call_cost(), "calls": budget.calls}, os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_measured_probe_budget_takes_the_same_decisions_on_every_rank():
+    rank0, rank1 = _run("budget", worker=_budget_worker)
+    assert rank0["cost"] is not None and rank0["cost"] == rank1["cost"]  # the cost is the ranks' mean
+    assert [(e["step"], e["accepted"]) for e in rank0["events"]] == [(e["step"], e["accepted"]) for e in
+                                                                      rank1["events"]]
+    assert len(rank0["events"]) >= 2 and rank0["calls"] == rank1["calls"]
+    for a, b in zip(rank0["weights"], rank1["weights"]):
+        assert torch.equal(a, b)
 
 
 # --- Sharded parameters (FSDP2) and distributed checkpoints --------------------------------------------------------
