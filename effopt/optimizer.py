@@ -100,7 +100,7 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
             push more than its budget past its value at the first event. None (the default): no guard.
         budget: a :class:`~effopt.ProbeBudget`: what probe calls may cost, counted in base steps. The schedule then
             hears an event whose saving, ``(m - 1)`` times the steps since the last event, did not cover its calls'
-            cost as one that accepted nothing, and events wait while the probe's cost net of the savings would pass a
+            cost as one that accepted nothing, and events wait while the probe's time net of the savings is past a
             share of the time. None (the default): every scheduled event runs, whatever its probe costs.
         tolerance: a candidate counts as better only if it beats the best score by more than this, in the probe's
             units (default 0: strict improvement, as published). Guards against accepting noise.

@@ -15,9 +15,9 @@ Each piece is a small object with one job; any callable with the same signature 
   ``line.value(m)`` moves the weights there and returns the probe's *score* (lower is better whatever the probe's
   mode), ``line.improves(score, best)`` applies the tolerance. A search with ``needs_probe = False`` never calls
   ``line.value``.
-- **What the probe may cost** (a *budget*, optional): :class:`ProbeBudget` postpones events while the probe's share
-  of the time would pass a bound, and tells the schedule that an event whose saving did not cover its cost did not
-  pay.
+- **What the probe may cost** (a *budget*, optional): :class:`ProbeBudget` tells the schedule that an event whose
+  saving did not cover its probe calls' cost did not pay, and postpones events while the probe's time, net of what
+  the events saved, is past a share of the time.
 - **What must not get worse** (a *guard*, optional): ``guard(line, m) -> multiplier`` may shorten the search's choice;
   ``line.guard(m)`` moves the weights to ``theta(m)`` and returns the guard probe's score (:class:`Guard`).
 """
@@ -410,9 +410,9 @@ class ProbeBudget:
             is known and nothing waits. A measured cost depends on the machine's timing, so two runs may differ in
             their events.
         share: the largest share of the counted time that probe calls may take, in (0, 1) (default 0.15); None: no
-            bound (rule 2 alone).
+            bound (rule 1 alone).
 
-    Counts (probe calls, the savings, the last event's step and calls) are part of the checkpoint; measured seconds
+    Counts (probe calls, the savings, the last event's step) are part of the checkpoint; measured seconds
     are not.
     """
 
@@ -423,7 +423,6 @@ class ProbeBudget:
             raise ValueError(f"share: expected a number in (0, 1) or None, got {share!r}")
         self.share = None if share is None else float(share)
         self.calls = 0  # probe and guard calls of every event so far
-        self.last_calls: int | None = None  # the last event's calls
         self.last_event = 0  # the last event's step (the anchor's); 0: the start
         self.saved = 0.0  # base steps the events' moves saved, summed (rule 1)
         self._step_seconds: deque[float] = deque(maxlen=32)
@@ -463,7 +462,6 @@ class ProbeBudget:
         calls = len(event["values"]) + len(event["guard"])
         window, self.last_event = step - self.last_event, step
         self.calls += calls
-        self.last_calls = calls
         self._event_seconds += event["seconds"]
         if calls and event["seconds"] > 0:
             self._call_seconds.append(event["seconds"] / calls)
@@ -475,12 +473,10 @@ class ProbeBudget:
         return event["accepted"] if cost is None or saved > calls * cost else 1.0
 
     def state_dict(self) -> dict:
-        return {"calls": self.calls, "last_calls": self.last_calls, "last_event": self.last_event, "saved": self.saved}
+        return {"calls": self.calls, "last_event": self.last_event, "saved": self.saved}
 
     def load_state_dict(self, state: dict) -> None:
-        self.calls, self.last_event = int(state["calls"]), int(state["last_event"])
-        self.last_calls = None if state["last_calls"] is None else int(state["last_calls"])
-        self.saved = float(state["saved"])
+        self.calls, self.last_event, self.saved = int(state["calls"]), int(state["last_event"]), float(state["saved"])
 
     def __repr__(self) -> str:
         return f"ProbeBudget(cost={self.cost}, share={self.share})"

@@ -1165,7 +1165,7 @@ def test_a_longer_window_makes_the_same_move_pay():
     event = {"values": [0.0, 0.0], "guard": [], "accepted": 3.0, "seconds": 0.0}
     assert budget.observe(1, event) == 1.0  # a window of 1: saves 2, costs 3
     assert budget.observe(3, event) == 3.0  # a window of 2: saves 4
-    assert budget.calls == 4 and budget.last_calls == 2 and budget.last_event == 3
+    assert budget.calls == 4 and budget.last_event == 3 and budget.saved == 6.0  # 2 + 4, whether they paid or not
 
 
 def test_a_measured_cost_is_the_median_probe_call_over_the_median_step():
