@@ -16,7 +16,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from benchmarks import yardstick
-from benchmarks.tasks import BASELINE, HEADLINE, TUNED, grid_name
+from benchmarks.fmt import fmt, median_of, na, speedups, times
+from benchmarks.goals import RACE_TASKS, all_goals
+from benchmarks.tasks import BASELINE, HEADLINE, TUNED
 from benchmarks.yardstick import (  # noqa: F401 (RETAINED_TOLERANCE, spearman, tuned_multiple: re-exported)
     MEASURES,
     RETAINED_TOLERANCE,
@@ -38,11 +40,6 @@ README_PLOT = "opd-near"  #: the task whose plot, with the headline rows only, t
 
 def _reach_all(curve: list[dict], targets: dict) -> dict:
     return {key: reach(curve, key, targets.get(key), higher) for key, higher in MEASURES}
-
-
-def _median(values: list) -> float | None:
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
 
 
 def case_key(run: dict) -> str:
@@ -122,8 +119,8 @@ def summarise(runs: list[dict]) -> dict:
                                           if not k.endswith("_per_seed")}
                                  for i in sorted({f["instance"] for f in per_seed.values()})},
                 # for the report's tables
-                "target": _median([t["metric"] for t in targets.values()]),
-                "objective_target": _median([t["objective"] for t in targets.values()]),
+                "target": median_of([t["metric"] for t in targets.values()]),
+                "objective_target": median_of([t["objective"] for t in targets.values()]),
                 "budget_steps": first["curve"][-1]["step"],
                 "first_seed_run_seconds": first.get("run_seconds", 0.0),
                 "events": statistics.median(n_events),
@@ -149,25 +146,25 @@ def _figures(cases) -> dict:
     return {
         "steps_to_target": median_never(column("steps_to_target", targeted)),
         "seconds_to_target": median_never(column("seconds_to_target", targeted)),
-        "final_metric": _median(column("final_metric")),
-        "speedup_steps": _median(column("speedup_steps", targeted)),
-        "speedup_seconds": _median(column("speedup_seconds", targeted)),
+        "final_metric": median_of(column("final_metric")),
+        "speedup_steps": median_of(column("speedup_steps", targeted)),
+        "speedup_seconds": median_of(column("speedup_seconds", targeted)),
         "modelled_seconds_to_target": median_never(column("modelled_seconds_to_target", targeted)),
-        "speedup_modelled_seconds": _median(column("speedup_modelled_seconds", targeted)),
-        "probe_share": _median(column("probe_share")),
-        "probe_calls_per_100_steps": _median(column("probe_calls_per_100_steps")),
-        "retained_final": _median(column("retained_final")),
+        "speedup_modelled_seconds": median_of(column("speedup_modelled_seconds", targeted)),
+        "probe_share": median_of(column("probe_share")),
+        "probe_calls_per_100_steps": median_of(column("probe_calls_per_100_steps")),
+        "retained_final": median_of(column("retained_final")),
         "steps_to_objective_target": median_never(column("steps_to_objective_target")),
         "seconds_to_objective_target": median_never(column("seconds_to_objective_target")),
-        "speedup_steps_vs_tuned": _median(column("speedup_steps_vs_tuned", targeted)),
-        "speedup_objective": _median(column("speedup_objective")),
-        "speedup_decisive": _median(decisive),
-        "final_objective": _median(column("final_objective")),
-        "retained_at_target": _median(column("retained_at_target", targeted)),
-        "drift_final": _median(column("drift_final")),
-        "initial_metric": _median(column("initial_metric")),
-        "initial_retained": _median(column("initial_retained")),
-        "baseline_gain": _median(column("baseline_gain")),
+        "speedup_steps_vs_tuned": median_of(column("speedup_steps_vs_tuned", targeted)),
+        "speedup_objective": median_of(column("speedup_objective")),
+        "speedup_decisive": median_of(decisive),
+        "final_objective": median_of(column("final_objective")),
+        "retained_at_target": median_of(column("retained_at_target", targeted)),
+        "drift_final": median_of(column("drift_final")),
+        "initial_metric": median_of(column("initial_metric")),
+        "initial_retained": median_of(column("initial_retained")),
+        "baseline_gain": median_of(column("baseline_gain")),
         "conditioned": f"{sum(bool(f['metric_target_conditioned']) for f in cases)}/{len(cases)}",
         "cases": len(cases),
         "reached": reached(column("steps_to_target", targeted)),
@@ -195,7 +192,7 @@ def stability_table(runs: list[dict], summary: dict) -> list[str]:
         if not ours or not stability:
             continue
         stab = statistics.fmean(stability)
-        rows.append(f"| {task} | {ours['regime']} | {stab:.3f} | {_times(ours['speedup_steps'])} |")
+        rows.append(f"| {task} | {ours['regime']} | {stab:.3f} | {times(ours['speedup_steps'])} |")
         points.append((stab, ours["speedup_steps"] or 0.0))
     if not rows:
         return []
@@ -219,10 +216,6 @@ def stability_table(runs: list[dict], summary: dict) -> list[str]:
     ]
 
 
-def _fmt(value, digits=2, suffix=""):
-    return "never" if value is None else f"{value:.{digits}f}{suffix}"
-
-
 def lr_text(lr: float | None) -> str:
     return "free" if lr is None else f"{lr:.3g}"
 
@@ -233,14 +226,6 @@ def _lr(f: dict) -> str:
     if len(set(lrs.values())) <= 1:
         return lr_text(f["lr"])
     return ", ".join(f"{lr_text(lr)} ({i})" for i, lr in sorted(lrs.items()))
-
-
-def _na(value, digits=3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def _times(value) -> str:
-    return "n/a" if value is None else "never" if value == 0 else f"{value:.2f}x"
 
 
 def _cases(f: dict, key: str) -> list:
@@ -266,19 +251,6 @@ def _seconds(f: dict, key: str) -> str:
     return "never" if value is None else f"{value:.1f}"
 
 
-def _speedups(values: list) -> str:
-    """The median speed-up over seeds [min..max]; `(k/n defined)` where the reference missed on some seeds."""
-    finite = [v for v in values if v is not None]
-    if not finite:
-        return "n/a"
-    text = _times(statistics.median(finite))
-    if len(finite) > 1:
-        text += f" [{_times(min(finite))}..{_times(max(finite))}]"
-    if len(finite) < len(values):
-        text += f" ({len(finite)}/{len(values)} defined)"
-    return text
-
-
 def race_table(methods: dict) -> str:
     objective = any(f["objective_target"] is not None for f in methods.values())
     retained = any(f["retained_final"] is not None for f in methods.values())
@@ -295,16 +267,16 @@ def race_table(methods: dict) -> str:
         if objective:
             cells += [_steps(f, "steps_to_objective_target", "reached_objective"),
                       _seconds(f, "seconds_to_objective_target")]
-        cells.append(_na(f["final_metric"], 3))
+        cells.append(na(f["final_metric"], 3))
         if objective:
-            cells.append(_na(f["final_objective"], 3))
+            cells.append(na(f["final_objective"], 3))
         if retained:
-            cells.append(_na(f["retained_final"], 3))
-        cells += [_speedups(f["speedup_steps_per_seed"]), _speedups(f["speedup_seconds_per_seed"]),
-                  _speedups(f["speedup_modelled_seconds_per_seed"])]
+            cells.append(na(f["retained_final"], 3))
+        cells += [speedups(f["speedup_steps_per_seed"]), speedups(f["speedup_seconds_per_seed"]),
+                  speedups(f["speedup_modelled_seconds_per_seed"])]
         if objective:
-            cells.append(_speedups(f["speedup_objective_per_seed"]))
-        cells += [_times(f["speedup_steps_vs_tuned"]), f"{f['probe_share']:.0%}",
+            cells.append(speedups(f["speedup_objective_per_seed"]))
+        cells += [times(f["speedup_steps_vs_tuned"]), f"{f['probe_share']:.0%}",
                   f"{f['probe_calls_per_100_steps']:.1f}"]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
@@ -325,9 +297,9 @@ def grid_table(methods: dict) -> list[str]:
                 continue
             chosen = "yes" if math.isclose(first["lr"], chosen_lr.get(first["instance"], math.nan)) else ""
             rows.append(f"| {first['instance']} | {first['lr']:.3g} ({first['lr'] / f['lr'] * f['lr_multiple']:g}x) | "
-                        f"{_fmt(first['steps_to_target'], 0)} | {_fmt(first['steps_to_objective_target'], 0)} | "
-                        f"{_na(first['final_metric'], 3)} | {_na(first['retained_final'], 3)} | "
-                        f"{_na(first['retained_at_target'], 3)} | {chosen} |")
+                        f"{fmt(first['steps_to_target'], 0)} | {fmt(first['steps_to_objective_target'], 0)} | "
+                        f"{na(first['final_metric'], 3)} | {na(first['retained_final'], 3)} | "
+                        f"{na(first['retained_at_target'], 3)} | {chosen} |")
     rows = rows[:2] + sorted(rows[2:], key=lambda row: int(row.split("|")[1]))
     extra = [f for m, f in grid.items() if m != BASELINE]
     steps = sum(f["budget_steps"] * f["cases"] for f in extra)
@@ -347,183 +319,12 @@ def detail_table(methods: dict) -> str:
     for method, f in methods.items():
         acc = f["accepted_multipliers"]
         mult = f"{statistics.median(acc):.2f}, {max(acc):.2f}" if acc else ""
-        rows.append(f"| {method} | {f['cases']} | {f['events']:.0f} | {mult} | {_na(f['retained_at_target'], 3)} | "
-                    f"{_na(f['drift_final'], 4)} |")
+        rows.append(f"| {method} | {f['cases']} | {f['events']:.0f} | {mult} | {na(f['retained_at_target'], 3)} | "
+                    f"{na(f['drift_final'], 4)} |")
     return "\n".join(rows)
 
 
 #: The goals of the method work (issue "win the honest race"), each checked on every run of the report.
-RACE_TASKS = ("opd-near", "sft", "echodistill")
-#: the default, the default without its persistent step size, and the default with a guard on the retained skill
-OURS = ("effopt", "effopt-noscale", "effopt-guard")
-NO_HARM_TASKS = ("opd-grpo", "opd-far", "classic")
-NO_HARM = 0.95  #: do no harm: at least this share of adamw's speed, in steps and seconds, on every case
-#: opd-near per instance: at least this many instances, each at least this speed-up in steps (to the objective's target)
-MIN_INSTANCES, INSTANCE_SPEEDUP, INSTANCE_OBJECTIVE = 3, 2.5, 3.0
-
-
-def goals(summary: dict) -> list[tuple[str, bool | None, str]]:
-    """(goal, met (None: not measured in this run), measured) for each goal."""
-    out = []
-    for task, name in [(task, name) for name in OURS for task in RACE_TASKS]:
-        m = summary.get(task, {})
-        ours, rivals = m.get(name), [m.get(TUNED), m.get("prodigy")]
-        if not ours or not all(rivals):
-            out.append((f"{task}: {name} at the task lr reaches both targets no later than adamw-tuned and prodigy, "
-                        "final retained no more than 0.01 below the better of them", None, "not run"))
-            continue
-        def no_later(key: str) -> bool:  # effopt must get there, and no later than either rival (a rival may miss)
-            return ours[key] is not None and all(r[key] is None or ours[key] <= r[key] for r in rivals)
-
-        ok_obj = ours["objective_target"] is None or no_later("steps_to_objective_target")
-        kept = [f["retained_final"] for f in rivals if f["retained_final"] is not None]
-        ok_kept = ours["retained_final"] is None or not kept or ours["retained_final"] >= max(kept) - 0.01
-        out.append((f"{task}: {name} at the task lr reaches both targets no later than adamw-tuned and prodigy, "
-                    "final retained no more than 0.01 below the better of them", no_later("steps_to_target") and ok_obj
-                    and ok_kept,
-                    f"steps {_fmt(ours['steps_to_target'], 0)} vs {_fmt(rivals[0]['steps_to_target'], 0)} / "
-                    f"{_fmt(rivals[1]['steps_to_target'], 0)}; objective {_fmt(ours['steps_to_objective_target'], 0)} "
-                    f"vs {_fmt(rivals[0]['steps_to_objective_target'], 0)} / "
-                    f"{_fmt(rivals[1]['steps_to_objective_target'], 0)}; retained {_na(ours['retained_final'], 3)} "
-                    f"vs {_na(rivals[0]['retained_final'], 3)} / {_na(rivals[1]['retained_final'], 3)}"))
-    for task in RACE_TASKS:
-        m = summary.get(task, {})
-        ours, tuned = m.get("effopt-tuned"), m.get(TUNED)
-        if not ours or not tuned:
-            continue
-        v = ours["speedup_steps_vs_tuned"]
-        out.append((f"{task}: effopt-tuned needs at most 1/1.5 of adamw-tuned's steps to the task-lr target, final "
-                    "metric no lower",
-                    v is not None and v >= 1.5 and ours["final_metric"] >= tuned["final_metric"],
-                    f"{_times(v)}; final {ours['final_metric']:.3f} vs {tuned['final_metric']:.3f}"))
-    for name in OURS:
-        near = summary.get("opd-near", {}).get(name)
-        if not near:
-            continue
-        per = near["speedup_steps_per_seed"]
-        out.append((f"opd-near: {name} at least 3x fewer steps and 2.5x fewer seconds than adamw, no seed below 2x in "
-                    "steps",
-                    (near["speedup_steps"] or 0) >= 3 and (near["speedup_seconds"] or 0) >= 2.5
-                    and all((v or 0) >= 2 for v in per),
-                    f"steps {_speedups(per)}, seconds {_speedups(near['speedup_seconds_per_seed'])}"))
-    out += instance_goals(summary)
-    for task, name in [(task, name) for name in OURS for task in NO_HARM_TASKS]:
-        ours = summary.get(task, {}).get(name)
-        if not ours:
-            continue
-        both = ours["speedup_steps_per_seed"] + ours["speedup_seconds_per_seed"]
-        out.append((f"{task}: {name} does no harm, at least {NO_HARM:g}x of adamw's steps and seconds, every "
-                    "instance and seed",
-                    bool(both) and all(v is not None and v >= NO_HARM for v in both),
-                    f"steps {_speedups(ours['speedup_steps_per_seed'])}, "
-                    f"seconds {_speedups(ours['speedup_seconds_per_seed'])}"))
-    return out
-
-
-COSTLY = "opd-near-costly-probe"  #: opd-near with a probe that samples (a few base steps a call)
-CLOCKED = ("effopt", "effopt-budget")  #: the defaults whose seconds are held to their steps
-SECONDS_FOLLOW = 0.85  #: seconds follow steps: the seconds' speed-up at least this share of the steps' one
-COSTLY_SECONDS = 2.0  #: on the costly-probe task, at least this many times fewer seconds than adamw, every seed
-
-
-def clock_goals(summary: dict) -> list[tuple[str, bool | None, str]]:
-    """Every probe on the clock: seconds follow steps on every task with a speed-up in steps; the costly-probe task
-    in seconds; do no harm in steps and in modelled seconds (steps x median step time + probe calls x median call
-    time, from the same run: yardstick.modelled_seconds), every case."""
-    out = []
-    for task, name in [(task, name) for name in CLOCKED for task in summary]:
-        f = summary[task].get(name)
-        if not f or not f["speedup_steps"] or f["speedup_seconds"] is None:
-            continue
-        share = f["speedup_seconds"] / f["speedup_steps"]
-        out.append((f"{task}: {name}'s seconds follow its steps, speed-up in seconds at least {SECONDS_FOLLOW:g} of "
-                    "that in steps (medians)", share >= SECONDS_FOLLOW,
-                    f"{share:.2f} (steps {_times(f['speedup_steps'])}, seconds {_times(f['speedup_seconds'])}, "
-                    f"modelled {_times(f['speedup_modelled_seconds'])}; probe share {_na(f['probe_share'], 2)})"))
-    costly, tuned = summary.get(COSTLY, {}), summary.get(COSTLY, {}).get(TUNED)
-    for name in CLOCKED:
-        f = costly.get(name)
-        if not f:
-            continue
-        per = f["speedup_seconds_per_seed"]
-        out.append((f"{COSTLY}: {name} at least {COSTLY_SECONDS:g}x fewer seconds than adamw on every seed",
-                    bool(per) and all(v is not None and v >= COSTLY_SECONDS for v in per),
-                    f"seconds {_speedups(per)}, modelled {_speedups(f['speedup_modelled_seconds_per_seed'])}"))
-        if tuned:
-            mine, theirs = f["seconds_to_target"], tuned["seconds_to_target"]
-            out.append((f"{COSTLY}: {name} no slower in seconds than adamw-tuned (median seconds to the target)",
-                        mine is not None and (theirs is None or mine <= theirs),
-                        f"{_fmt(mine, 1, ' s')} vs {_fmt(theirs, 1, ' s')}"))
-    for task, name in [(task, name) for name in OURS + ("effopt-budget",) for task in NO_HARM_TASKS]:
-        f = summary.get(task, {}).get(name)
-        if not f:
-            continue
-        both = f["speedup_steps_per_seed"] + f["speedup_modelled_seconds_per_seed"]
-        out.append((f"{task}: {name} does no harm, at least {NO_HARM:g}x of adamw in steps and in modelled seconds, "
-                    "every case", bool(both) and all(v is not None and v >= NO_HARM for v in both),
-                    f"steps {_speedups(f['speedup_steps_per_seed'])}, "
-                    f"modelled seconds {_speedups(f['speedup_modelled_seconds_per_seed'])}"))
-    return out
-
-
-TRL = "trl-distill"  #: opd-near's task through TRL's DistillationTrainer (examples/trl_distill.py)
-KEPT_THROUGH_TRL = 0.8  #: through TRL, effopt keeps at least this share of opd-near's speed-up on the same cases
-
-
-def trl_goals(summary: dict) -> list[tuple[str, bool | None, str]]:
-    """Through TRL, effopt keeps KEPT_THROUGH_TRL of the speed-up opd-near's own loop shows on the same cases (instance,
-    seed): to the metric's target, to the objective's, in seconds (medians over the cases both ran); its final retained
-    skill no more than 0.01 below adamw-tuned's through TRL."""
-    trl, near = summary.get(TRL, {}).get("effopt"), summary.get("opd-near", {}).get("effopt")
-    if not trl or not near:
-        return []
-    cases = sorted(set(trl["per_seed"]) & set(near["per_seed"]))
-    out = []
-    for key, what in (("speedup_steps", "steps to the metric's target"),
-                      ("speedup_objective", "steps to the objective's target"),
-                      ("speedup_seconds", "seconds to the metric's target")):
-        mine = _median([trl["per_seed"][c][key] for c in cases])
-        theirs = _median([near["per_seed"][c][key] for c in cases])
-        kept = None if not mine or not theirs else mine / theirs
-        out.append((f"{TRL}: effopt keeps at least {KEPT_THROUGH_TRL:g} of opd-near's speed-up in {what}, on the "
-                    f"same cases ({', '.join(cases)})", kept is not None and kept >= KEPT_THROUGH_TRL,
-                    f"{_na(kept, 2)} ({_times(mine)} through TRL, {_times(theirs)} in reference.opd)"))
-    tuned = summary[TRL].get(TUNED)
-    if tuned:
-        ok = trl["retained_final"] is not None and (tuned["retained_final"] is None
-                                                    or trl["retained_final"] >= tuned["retained_final"] - 0.01)
-        out.append((f"{TRL}: effopt's final retained skill no more than 0.01 below adamw-tuned's", ok,
-                    f"{_na(trl['retained_final'], 3)} vs {_na(tuned['retained_final'], 3)}"))
-    return out
-
-
-def instance_goals(summary: dict) -> list[tuple[str, bool | None, str]]:
-    """opd-near's goals per instance (each instance's median over its seeds; where an instance's metric target is
-    ill-conditioned, its objective's speed-up stands in: `speedup_decisive`)."""
-    near = summary.get("opd-near", {})
-    ours = near.get("effopt")
-    if not ours:
-        return []
-    per = ours["per_instance"]
-
-    def listed(key: str) -> str:
-        return ", ".join(f"{i}: {_times(f[key])}" for i, f in per.items())
-
-    def all_at_least(key: str, bound: float) -> bool:
-        return len(per) >= MIN_INSTANCES and all(f[key] is not None and f[key] >= bound for f in per.values())
-
-    return [
-        (f"opd-near: effopt at least {INSTANCE_SPEEDUP:g}x fewer steps than adamw on every instance (at least "
-         f"{MIN_INSTANCES}), each instance's median over its seeds", all_at_least("speedup_decisive", INSTANCE_SPEEDUP),
-         f"{listed('speedup_decisive')}; metric targets well-conditioned on "
-         + ", ".join(f"{i}: {f['conditioned']}" for i, f in per.items())),
-        ("opd-near: effopt no slower than adamw-tuned on any instance", all_at_least("speedup_steps_vs_tuned", 1.0),
-         listed("speedup_steps_vs_tuned")),
-        (f"opd-near: effopt at least {INSTANCE_OBJECTIVE:g}x fewer steps than adamw to the objective's target on "
-         "every instance", all_at_least("speedup_objective", INSTANCE_OBJECTIVE), listed("speedup_objective")),
-    ]
-
-
 def overhead_table(runs: list[dict]) -> str:
     rows = [
         "| model | bare AdamW step | step without event (ratio) | the same, added time | first candidate move "
@@ -642,11 +443,11 @@ def instance_table(methods: dict) -> list[str]:
                 continue
             i = f["per_instance"][instance]
             lrs = sorted({c["lr"] for c in f["per_seed"].values() if str(c["instance"]) == instance}, key=str)
-            rows.append(f"| {instance} | {_na(b['initial_metric'])} | {_na(b['initial_retained'])} | "
-                        f"{_na(b['baseline_gain'])} ({b['conditioned']}) | {method} | "
-                        f"{', '.join(lr_text(lr) for lr in lrs)} | {_times(i['speedup_decisive'])} | "
-                        f"{_times(i['speedup_objective'])} | {_times(i['speedup_seconds'])} | "
-                        f"{_times(i['speedup_steps_vs_tuned'])} | {_na(i['retained_final'])} |")
+            rows.append(f"| {instance} | {na(b['initial_metric'])} | {na(b['initial_retained'])} | "
+                        f"{na(b['baseline_gain'])} ({b['conditioned']}) | {method} | "
+                        f"{', '.join(lr_text(lr) for lr in lrs)} | {times(i['speedup_decisive'])} | "
+                        f"{times(i['speedup_objective'])} | {times(i['speedup_seconds'])} | "
+                        f"{times(i['speedup_steps_vs_tuned'])} | {na(i['retained_final'])} |")
     return ["Per instance (medians over each instance's seeds; the decisive speed-up is the metric's where its target "
             "is well-conditioned, else the objective's):", "", *rows, ""]
 
@@ -687,7 +488,7 @@ def predictors(runs: list[dict], summary: dict) -> list[str]:
             "mean event stability": [statistics.fmean([e["stability"] for e in by_case[c]["events"]
                                                        if e.get("stability") is not None] or [0.0]) for c, _ in cases],
         }
-        cells = [_fmt(spearman(values, speed)) if spearman(values, speed) is not None else "n/a"
+        cells = [fmt(spearman(values, speed)) if spearman(values, speed) is not None else "n/a"
                  for values in signals.values()]
         rows.append(f"| {task} | {len(cases)} | " + " | ".join(cells) + " |")
     if not rows:
@@ -725,7 +526,7 @@ def write_report(data: dict, source: Path, out: Path = RESULTS, readme: Path | N
         "| goal | met | measured |",
         "|---|---|---|",
         *[f"| {what} | {'not run' if ok is None else 'yes' if ok else 'NO'} | {measured} |"
-          for what, ok, measured in goals(summary) + clock_goals(summary) + trl_goals(summary)],
+          for what, ok, measured in all_goals(summary)],
         "",
     ]
     for task, methods in summary.items():
@@ -739,7 +540,7 @@ def write_report(data: dict, source: Path, out: Path = RESULTS, readme: Path | N
             f"## {task}: {first['regime']}",
             "",
             f"{first['notes']}. Instances {first['instances']}, seeds {first['seeds']} ({first['cases']} cases of "
-            f"the baseline); median target {_fmt(first['target'], 3)} (start {first['initial_metric']:.3f}"
+            f"the baseline); median target {fmt(first['target'], 3)} (start {first['initial_metric']:.3f}"
             f"{start_retained}){objective}.",
             "",
             race_table(ordered),
@@ -789,10 +590,10 @@ def _update_readme(readme: Path, summary: dict, mode: str, device: str, cpu: str
             if f is None or (method == "effopt-paper" and TUNED in methods):
                 continue
             obj = "" if f["objective_target"] is None else _steps(f, "steps_to_objective_target", "reached_objective")
-            worst = "" if len(f["per_instance"]) < 2 else f" ({_times(f['worst_instance_speedup'])})"
+            worst = "" if len(f["per_instance"]) < 2 else f" ({times(f['worst_instance_speedup'])})"
             rows.append(f"| {task} | {method} | {_lr(f)} | {f['cases']} | {_steps(f, 'steps_to_target', 'reached')} | "
-                        f"{obj} | {_times(f['speedup_steps'])}{worst} | {_na(f['final_metric'], 3)} | "
-                        f"{_na(f['retained_final'], 3)} |")
+                        f"{obj} | {times(f['speedup_steps'])}{worst} | {na(f['final_metric'], 3)} | "
+                        f"{na(f['retained_final'], 3)} |")
     plots = [f"![{task}](benchmarks/results/{task}-headline.png)" for task in summary if task == README_PLOT]
     text = readme.read_text()
     start, end = text.index(MARKERS[0]) + len(MARKERS[0]), text.index(MARKERS[1])

@@ -12,7 +12,7 @@ import pytest
 from benchmarks import yardstick
 from benchmarks.report import race_table, summarise
 from benchmarks.yardstick import RETAINED_TOLERANCE, tuned_multiple
-from benchmarks.report import goals as report_goals
+from benchmarks.goals import goals as report_goals
 from benchmarks.yardstick import median_never, ratio, reach, target
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -263,7 +263,7 @@ def test_instances_are_summarised_each_and_the_objective_decides_where_the_metri
 
 
 def test_instance_goals_hold_on_every_instance_or_are_not_met():
-    from benchmarks.report import MIN_INSTANCES, instance_goals
+    from benchmarks.goals import MIN_INSTANCES, instance_goals
 
     base, fast = [0.5, 0.6, 0.7, 0.8, 0.9, 0.9, 0.9], [0.5, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]
     objective, quick = [1.0, 0.8, 0.6, 0.5, 0.4, 0.4, 0.4], [1.0, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4]
@@ -313,7 +313,7 @@ def test_the_probe_bill_and_modelled_seconds_follow_the_runs_own_costs():
 
 
 def test_clock_goals_hold_seconds_to_steps_and_no_harm_to_modelled_seconds():
-    from benchmarks.report import COSTLY, clock_goals
+    from benchmarks.goals import COSTLY, clock_goals
 
     base, fast = [0.5, 0.6, 0.7, 0.8, 0.9, 0.9, 0.9], [0.5, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]
 
@@ -347,7 +347,7 @@ def test_clock_goals_hold_seconds_to_steps_and_no_harm_to_modelled_seconds():
 
 
 def test_trl_goals_compare_effopt_with_opd_near_on_the_cases_both_ran():
-    from benchmarks.report import TRL, trl_goals
+    from benchmarks.goals import TRL, trl_goals
 
     base, fast, slower = [0.5, 0.6, 0.7, 0.8, 0.9, 0.9, 0.9], [0.5, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9], \
         [0.5, 0.6, 0.9, 0.9, 0.9, 0.9, 0.9]
