@@ -14,8 +14,10 @@ on instance i), which costs what three seeds on one instance cost and still says
 The race, per post-training task: the bare optimizer at the task's lr (`adamw`), AdamW over an lr grid on each
 instance's first seed (`adamw-3x`, ... : multiples of the task's lr), `adamw-tuned` (the grid point a user would pick
 on that instance, see benchmarks.yardstick.tuned_multiple, run on every seed), the lr-free `prodigy`, effopt's default
-at the task's lr (`effopt`) and at the tuned lr (`effopt-tuned`); then the other peers and ablations, on the first
-case only.
+at the task's lr (`effopt`) and at the tuned lr (`effopt-tuned`), and the default with a probe budget
+(`effopt-budget`: effopt.ProbeBudget with a measured cost); then the other peers and ablations, on the first case only.
+Two tasks look at opd-near from where its users stand: `trl-distill` runs it through TRL's DistillationTrainer
+(examples/trl_distill.py) and `opd-near-costly-probe` gives effopt a probe that samples (a few base steps a call).
 
 Modes: "quick" (the default; every task, small sizes, opd-near on 3 instances x 3 seeds and the rest on 3 instances,
 54 minutes on two cores of an AMD EPYC, family 25, install included: 218 runs),
