@@ -11,10 +11,19 @@ import contextlib
 import dataclasses
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.distributed as dist
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from ._events import Event
+    from .guard import Guard
+
+    Tensors: TypeAlias = list[torch.Tensor] | tuple[torch.Tensor, ...]  # what the foreach kernels take
 
 CHUNK_NUMEL = 1 << 25  #: the first move of an event holds a transient delta of at most this many elements
 
@@ -27,7 +36,7 @@ def _roots(model: torch.nn.Module | Sequence[torch.nn.Module]) -> Sequence[torch
     return (model,) if isinstance(model, torch.nn.Module) else model
 
 
-def _submodules(model: torch.nn.Module | Sequence[torch.nn.Module]) -> dict:
+def _submodules(model: torch.nn.Module | Sequence[torch.nn.Module]) -> dict[torch.nn.Module, None]:
     """Every distinct module in ``model`` (one module or several), in order, each once."""
     return dict.fromkeys(m for root in _roots(model) for m in root.modules())
 
@@ -38,11 +47,11 @@ def _reshard(model: torch.nn.Module | Sequence[torch.nn.Module]) -> None:
     this a probe after a move would see the weights of the previous one."""
     for module in _submodules(model):
         if callable(getattr(type(module), "reshard", None)):  # the class's: a submodule named "reshard" does not count
-            module.reshard()
+            cast(Any, module).reshard()
 
 
 @contextlib.contextmanager
-def _evaluating(model: torch.nn.Module | Sequence[torch.nn.Module]):
+def _evaluating(model: torch.nn.Module | Sequence[torch.nn.Module]) -> Iterator[None]:
     """``model`` in eval mode; afterwards each submodule's own ``training`` flag back (a model can be partly in eval
     mode, e.g. frozen dropout) and FSDP2 modules resharded, whatever the body did or raised."""
     modes = {module: module.training for module in _submodules(model)}
@@ -56,7 +65,7 @@ def _evaluating(model: torch.nn.Module | Sequence[torch.nn.Module]):
         _reshard(model)
 
 
-def _real(value, name: str) -> float:
+def _real(value: Any, name: str) -> float:
     """``value`` as a float if it is one real number (a Python or NumPy int or float, or a one-element real tensor);
     otherwise a TypeError naming ``name``. A string such as "0.3" is not a number here, though ``float`` would take
     it."""
@@ -69,10 +78,14 @@ def _real(value, name: str) -> float:
     else:
         ok = False
     if not ok:
-        shown = f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}" if isinstance(value, torch.Tensor) \
+        shown = (
+            f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
+            if isinstance(value, torch.Tensor)
             else f"{type(value).__name__} {value!r}"[:200]
-        raise TypeError(f"{name}: returned {shown}; expected a real number (a Python or NumPy int or float, or a "
-                        "0-dim real tensor)")
+        )
+        raise TypeError(
+            f"{name}: returned {shown}; expected a real number (a Python or NumPy int or float, or a 0-dim real tensor)"
+        )
     return float(value)
 
 
@@ -89,16 +102,16 @@ class LineSettings:
     """
 
     probe: Callable[[], float] | None
-    guard: object
+    guard: Guard | None
     model: Sequence[torch.nn.Module] | None
     mode: str
     tolerance: float
-    direction: Callable
+    direction: Callable[[Sequence[torch.Tensor], int], None]
     foreach: bool
     anchor_device: torch.device | None
 
     @classmethod
-    def of(cls, owner) -> LineSettings:
+    def of(cls, owner: object) -> LineSettings:
         """The settings read off any object with attributes of these names (an ExtrapolatingOptimizer), now."""
         return cls(**{field.name: getattr(owner, field.name) for field in dataclasses.fields(cls)})
 
@@ -110,14 +123,16 @@ class _Line:
     their anchors, in the same order; ``record`` is the event's dict, which the line fills in.
     """
 
-    def __init__(self, settings: LineSettings, params, anchors, step: int, record: dict) -> None:
+    def __init__(
+        self, settings: LineSettings, params: list[torch.Tensor], anchors: list[torch.Tensor], step: int, record: Event
+    ) -> None:
         self.settings, self.step, self.record = settings, step, record
         self.m = 1.0  # where the weights are now
         self.swapped = 0  # chunks whose anchor buffer already holds theta_1
         self.baseline: float | None = None
         self.probing = False
         self.ops = _ForeachOps if settings.foreach else _LoopOps
-        groups: dict[tuple, tuple[list, list]] = {}
+        groups: dict[tuple[torch.device, torch.dtype], tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
         for p, a in zip(params, anchors):
             groups.setdefault((p.device, p.dtype), ([], []))
             groups[(p.device, p.dtype)][0].append(_local(p))
@@ -143,7 +158,7 @@ class _Line:
     def guard(self, m: float) -> float:
         """Move the weights to ``theta(m)`` and return the guard's score there (lower is better)."""
         self._reach(float(m))
-        return self.settings.guard.score(self.guard_value())
+        return cast("Guard", self.settings.guard).score(self.guard_value())  # called only with a guard
 
     def _reach(self, m: float) -> None:
         """Move the weights to ``theta(m)``; non-finite weights there (on any rank) end the event."""
@@ -155,14 +170,14 @@ class _Line:
 
     def guard_value(self) -> float:
         """The guard probe's value where the weights are now, in its own units."""
-        value = self._call(self.settings.guard.probe, "guard probe")
+        value = self._call(cast("Guard", self.settings.guard).probe, "guard probe")  # called only with a guard
         self.record["guard"].append([self.m, value])
         if not math.isfinite(value):
             raise _Abort(f"non-finite guard value {value} at multiplier {self.m}")
         return value
 
     def _probe(self) -> float:
-        value = self._call(self.settings.probe, "probe")
+        value = self._call(cast(Callable[[], float], self.settings.probe), "probe")  # a searching line has one
         self.record["multipliers"].append(self.m)
         self.record["values"].append(value)
         if not math.isfinite(value):
@@ -171,10 +186,20 @@ class _Line:
 
     def _call(self, probe: Callable[[], float], name: str) -> float:
         self.probing = True
+        failed: Exception | None = None
         with _evaluating(self.settings.model or ()):
-            value = probe()
-        self.probing = False  # a value of the wrong type is the caller's error, not the probe raising
-        return _mean_over_ranks(_real(value, name))
+            try:
+                value = probe()
+            except Exception as err:  # joins the ranks' reduction first, so that no other rank waits in it forever
+                failed, value = err, 0.0
+        self.probing = failed is not None  # a value of the wrong type is the caller's error, not the probe raising
+        total, failures = _sum_over_ranks([0.0 if failed else _real(value, name), float(failed is not None)])
+        if failed is not None:
+            raise failed
+        if failures:
+            self.probing = True
+            raise RuntimeError(f"the {name} raised on {failures:g} other rank(s)")
+        return total / (dist.get_world_size() if _distributed() else 1)
 
     def _move(self, m: float) -> None:
         if m == self.m:
@@ -194,7 +219,7 @@ class _Line:
                 self.ops.lerp_(ps, self._staged(ps, xs), weight)
         self.m = m
 
-    def _staged(self, ps: list, xs: list) -> list:
+    def _staged(self, ps: list[torch.Tensor], xs: list[torch.Tensor]) -> list[torch.Tensor]:
         """The anchors on their parameters' device (a copy per chunk only when anchors are offloaded)."""
         if self.settings.anchor_device is None:
             return xs
@@ -224,7 +249,9 @@ def _local(t: torch.Tensor) -> torch.Tensor:
     return t.to_local() if hasattr(t, "to_local") else t
 
 
-def _chunked(ps: list, xs: list):
+def _chunked(ps: list[torch.Tensor], xs: list[torch.Tensor]) -> Iterator[tuple[list[torch.Tensor], list[torch.Tensor]]]:
+    chunk_p: list[torch.Tensor]
+    chunk_x: list[torch.Tensor]
     chunk_p, chunk_x, size = [], [], 0
     for p, x in zip(ps, xs):
         if chunk_p and size + p.numel() > CHUNK_NUMEL:
@@ -240,10 +267,11 @@ def _chunked(ps: list, xs: list):
 class _ForeachOps:
     """Grouped kernels over lists of same-device, same-dtype tensors."""
 
-    sub = staticmethod(torch._foreach_sub)
+    # cast to the overload used here: staticmethod() alone would type it as the first (tensors minus scalars)
+    sub = staticmethod(cast("Callable[[Tensors, Tensors], tuple[torch.Tensor, ...]]", torch._foreach_sub))
 
     @staticmethod
-    def copy_(dst, src):
+    def copy_(dst: Tensors, src: Tensors) -> None:
         if dst[0].device == src[0].device:
             torch._foreach_copy_(dst, src)
         else:
@@ -251,16 +279,17 @@ class _ForeachOps:
                 d.copy_(s, non_blocking=True)
 
     @staticmethod
-    def add_(dst, src, alpha):  # scales src in place: an alpha beyond the dtype's range gives inf, not an error
+    def add_(dst: Tensors, src: Tensors, alpha: float) -> None:
+        # scales src in place: an alpha beyond the dtype's range gives inf, not an error
         torch._foreach_mul_(src, alpha)
         torch._foreach_add_(dst, src)
 
     @staticmethod
-    def lerp_(dst, end, weight):
+    def lerp_(dst: Tensors, end: Tensors, weight: float) -> None:
         torch._foreach_lerp_(dst, end, weight)
 
     @staticmethod
-    def finite(ts) -> bool:
+    def finite(ts: Tensors) -> bool:
         ts = [t for t in ts if t.numel()]  # the inf-norm has no identity: an empty shard (FSDP2, uneven) would raise
         return not ts or bool(torch.stack(torch._foreach_norm(ts, ord=math.inf)).isfinite().all())
 
@@ -269,26 +298,26 @@ class _LoopOps:
     """The same operations, one tensor at a time: the plain reference the foreach path is tested against."""
 
     @staticmethod
-    def sub(a, b):
+    def sub(a: Tensors, b: Tensors) -> list[torch.Tensor]:
         return [x - y for x, y in zip(a, b)]
 
     @staticmethod
-    def copy_(dst, src):
+    def copy_(dst: Tensors, src: Tensors) -> None:
         for d, s in zip(dst, src):
             d.copy_(s)
 
     @staticmethod
-    def add_(dst, src, alpha):
+    def add_(dst: Tensors, src: Tensors, alpha: float) -> None:
         for d, s in zip(dst, src):
             d.add_(s.mul_(alpha))
 
     @staticmethod
-    def lerp_(dst, end, weight):
+    def lerp_(dst: Tensors, end: Tensors, weight: float) -> None:
         for d, e in zip(dst, end):
             d.lerp_(e, weight)
 
     @staticmethod
-    def finite(ts) -> bool:
+    def finite(ts: Tensors) -> bool:
         return all(bool(t.isfinite().all()) for t in ts)
 
 
@@ -296,20 +325,15 @@ def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def _sum_over_ranks(values: list[float]) -> list[float]:
-    """Each value summed over ranks (gloo reduces on the CPU, NCCL on the current GPU); `values` where not
-    distributed."""
+def _sum_over_ranks(values: list[float], group: Any = None) -> list[float]:
+    """Each value summed over the ranks of `group` (None: the default group; gloo reduces on the CPU, NCCL on the
+    current GPU); `values` where not distributed."""
     if not _distributed():
         return values
-    device = "cpu" if dist.get_backend() == "gloo" else torch.cuda.current_device()
+    device = "cpu" if dist.get_backend(group) == "gloo" else torch.cuda.current_device()
     t = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return t.tolist()
-
-
-def _mean_over_ranks(value: float) -> float:
-    """The probe value averaged over ranks, so every rank takes the same decisions."""
-    return _sum_over_ranks([value])[0] / (dist.get_world_size() if _distributed() else 1)
+    dist.all_reduce(t, group=group)
+    return cast(list[float], t.tolist())
 
 
 def _any_rank(flag: bool) -> bool:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from typing import Any
 
 import torch
 
@@ -44,7 +45,7 @@ def _top_singular(matrix: torch.Tensor, k: int, exact_limit: int) -> tuple[torch
 
 def update_profile(
     before: dict[str, torch.Tensor], after: dict[str, torch.Tensor], k: int = 4, exact_limit: int = 1 << 22
-) -> dict[str, dict]:
+) -> dict[str, dict[str, Any]]:
     """Per tensor (floating tensors present in both): ``norm`` of the update, ``relative_norm`` (over the norm of
     ``before``) and, for matrices, ``energy_k``, ``effective_rank`` and ``spectral_ratio``.
 
@@ -77,7 +78,7 @@ def update_profile(
 
 def alignment(
     start: dict[str, torch.Tensor], early: dict[str, torch.Tensor], final: dict[str, torch.Tensor], k: int = 4
-) -> dict[str, dict]:
+) -> dict[str, dict[str, Any]]:
     """How well the early update ``early - start`` points where the final one ``final - start`` goes, per tensor:
     ``cosine`` of the flattened updates, their ``norms`` (early, final) and, for matrices, the ``principal_angles``
     (degrees, ascending) between
@@ -92,8 +93,10 @@ def alignment(
         u_early = early[name].detach().double() - s.detach().double()
         u_final = final[name].detach().double() - s.detach().double()
         denominator = u_early.norm() * u_final.norm()
-        row = {"cosine": (u_early.flatten() @ u_final.flatten() / denominator).item() if denominator > 0 else None,
-               "norms": (u_early.norm().item(), u_final.norm().item())}
+        row = {
+            "cosine": (u_early.flatten() @ u_final.flatten() / denominator).item() if denominator > 0 else None,
+            "norms": (u_early.norm().item(), u_final.norm().item()),
+        }
         a, b = _matrix(u_early), _matrix(u_final)
         if a is not None and denominator > 0:
             r = min(k, *a.shape)
@@ -105,7 +108,9 @@ def alignment(
     return result
 
 
-def summarize(profile: dict[str, dict], aligned: dict[str, dict] | None = None, top: float = 0.1) -> dict:
+def summarize(
+    profile: dict[str, dict[str, Any]], aligned: dict[str, dict[str, Any]] | None = None, top: float = 0.1
+) -> dict[str, Any]:
     """Whole-model figures from :func:`update_profile` rows (and :func:`alignment` rows, if given).
 
     - ``top_share``: the share of the update's squared norm in the largest ``top`` fraction of tensors (at least one):
@@ -140,6 +145,7 @@ def summarize(profile: dict[str, dict], aligned: dict[str, dict] | None = None, 
         mass = sum(row["norms"][1] ** 2 for row in angled)
         out["principal_angle"] = (
             sum(statistics.fmean(row["principal_angles"]) * row["norms"][1] ** 2 for row in angled) / mass
-            if mass > 0 else None
+            if mass > 0
+            else None
         )
     return out

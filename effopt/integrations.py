@@ -22,19 +22,31 @@ import copy
 import inspect
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ._line import _evaluating, _reshard
 from .optimizer import ExtrapolatingOptimizer
 
-__all__ = ["EffoptCallback", "event_metrics", "extrapolating", "reshard_after",  # noqa: F822 (EffoptCallback: lazy)
-           "unwrap_optimizer"]
+if TYPE_CHECKING:  # transformers is imported only where it is used, at run time
+    from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+    from ._events import Event
+
+__all__ = [
+    "EffoptCallback",  # noqa: F822 (lazy: made by __getattr__ on first use)
+    "event_metrics",
+    "extrapolating",
+    "reshard_after",
+    "unwrap_optimizer",
+]
 
 #: The options of :class:`~effopt.ExtrapolatingOptimizer` that :func:`extrapolating` accepts.
-OPTIONS = tuple(name for name in inspect.signature(ExtrapolatingOptimizer.__init__).parameters if name not in
-                ("self", "optimizer"))
+OPTIONS = tuple(
+    name for name in inspect.signature(ExtrapolatingOptimizer.__init__).parameters if name not in ("self", "optimizer")
+)
 _PIECES = ("schedule", "search", "direction", "step_scale", "budget")  # possibly stateful: each optimizer's own copy
 
 
@@ -55,8 +67,9 @@ class _ProbeNotSet:
 PROBE_NOT_SET = _ProbeNotSet()
 
 
-def extrapolating(optimizer_cls: type[torch.optim.Optimizer] = torch.optim.AdamW, /,
-                  **options) -> type[ExtrapolatingOptimizer]:
+def extrapolating(
+    optimizer_cls: type[torch.optim.Optimizer] = torch.optim.AdamW, /, **options: Any
+) -> type[ExtrapolatingOptimizer]:
     """A subclass of :class:`~effopt.ExtrapolatingOptimizer` whose ``cls(params, **kwargs)`` wraps
     ``optimizer_cls(params, **kwargs)`` with ``options``.
 
@@ -77,64 +90,77 @@ def extrapolating(optimizer_cls: type[torch.optim.Optimizer] = torch.optim.AdamW
     ``guard`` with its own reference (a shallow copy: the guard's probe is shared, as ``probe`` is).
     """
     if not (isinstance(optimizer_cls, type) and issubclass(optimizer_cls, torch.optim.Optimizer)):
-        raise TypeError(f"optimizer_cls: expected a torch.optim.Optimizer subclass such as torch.optim.AdamW, "
-                        f"got {optimizer_cls!r}")
+        raise TypeError(
+            f"optimizer_cls: expected a torch.optim.Optimizer subclass such as torch.optim.AdamW, got {optimizer_cls!r}"
+        )
     if issubclass(optimizer_cls, ExtrapolatingOptimizer):
-        raise TypeError(f"optimizer_cls: expected the base optimizer class, got {optimizer_cls.__name__}, which "
-                        "already extrapolates")
+        raise TypeError(
+            f"optimizer_cls: expected the base optimizer class, got {optimizer_cls.__name__}, which "
+            "already extrapolates"
+        )
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
-        raise TypeError(f"extrapolating: unknown option(s) {unknown}; expected some of {list(OPTIONS)} (the base "
-                        "optimizer's own arguments, such as lr, go to the class when it is called)")
+        raise TypeError(
+            f"extrapolating: unknown option(s) {unknown}; expected some of {list(OPTIONS)} (the base "
+            "optimizer's own arguments, such as lr, go to the class when it is called)"
+        )
     options = dict(options)
     if options.get("probe") is None:
         options["probe"] = PROBE_NOT_SET
     ExtrapolatingOptimizer(torch.optim.SGD([torch.zeros(1, requires_grad=True)]), **options)  # checks every value
 
-    def __init__(self, params, **kwargs) -> None:
+    def __init__(self: ExtrapolatingOptimizer, params: Any, **kwargs: Any) -> None:
         own = {k: copy.deepcopy(v) if k in _PIECES else v for k, v in options.items()}
         if own.get("guard") is not None:
             own["guard"] = copy.copy(own["guard"])
             own["guard"].reference = None
         ExtrapolatingOptimizer.__init__(self, optimizer_cls(params, **kwargs), **own)
 
-    def __reduce_ex__(self, protocol):  # the class is made here, so pickle rebuilds it rather than looking it up
+    # the class is made here, so pickle rebuilds it rather than looking it up
+    def __reduce_ex__(self: ExtrapolatingOptimizer, protocol: int) -> tuple[Any, ...]:
         return _rebuild, (optimizer_cls, options), self.__getstate__()
 
     name = f"Extrapolating{optimizer_cls.__name__}"
-    return type(name, (ExtrapolatingOptimizer,), {
-        "__init__": __init__,
-        "__reduce_ex__": __reduce_ex__,
-        "__module__": __name__,
-        "__qualname__": name,
-        "__doc__": f"``ExtrapolatingOptimizer({optimizer_cls.__name__}(params, **kwargs), **options)``, "
-                   "made by effopt.integrations.extrapolating().",
-        "base_class": optimizer_cls,
-        "options": options,
-    })
+    return type(
+        name,
+        (ExtrapolatingOptimizer,),
+        {
+            "__init__": __init__,
+            "__reduce_ex__": __reduce_ex__,
+            "__module__": __name__,
+            "__qualname__": name,
+            "__doc__": f"``ExtrapolatingOptimizer({optimizer_cls.__name__}(params, **kwargs), **options)``, "
+            "made by effopt.integrations.extrapolating().",
+            "base_class": optimizer_cls,
+            "options": options,
+        },
+    )
 
 
-def _rebuild(optimizer_cls, options):
+def _rebuild(optimizer_cls: type[torch.optim.Optimizer], options: dict[str, Any]) -> ExtrapolatingOptimizer:
     cls = extrapolating(optimizer_cls, **options)
     return cls.__new__(cls)
 
 
-def unwrap_optimizer(optimizer) -> ExtrapolatingOptimizer:
+def unwrap_optimizer(optimizer: object) -> ExtrapolatingOptimizer:
     """The :class:`~effopt.ExtrapolatingOptimizer` inside ``optimizer``, following ``.optimizer`` through wrappers
     such as accelerate's ``AcceleratedOptimizer`` or DeepSpeed's; ``TypeError`` if there is none."""
+    seen: list[str]
     seen, current = [], optimizer
     while current is not None and not isinstance(current, ExtrapolatingOptimizer) and len(seen) < 8:
         seen.append(type(current).__name__)
         current = getattr(current, "optimizer", None)
     if not isinstance(current, ExtrapolatingOptimizer):
         chain = " -> ".join(seen) or "None"
-        raise TypeError(f"optimizer: expected an effopt.ExtrapolatingOptimizer, possibly inside wrappers; found {chain}. "
-                        "Build it with optimizer_cls_and_kwargs=(effopt.integrations.extrapolating(...), kwargs) or "
-                        "optimizers=(ExtrapolatingOptimizer(...), None)")
+        raise TypeError(
+            f"optimizer: expected an effopt.ExtrapolatingOptimizer, possibly inside wrappers; found {chain}. "
+            "Build it with optimizer_cls_and_kwargs=(effopt.integrations.extrapolating(...), kwargs) or "
+            "optimizers=(ExtrapolatingOptimizer(...), None)"
+        )
     return current
 
 
-def event_metrics(event: dict, prefix: str = "effopt/") -> dict[str, float]:
+def event_metrics(event: Event, prefix: str = "effopt/") -> dict[str, float]:
     """One event (an item of ``ExtrapolatingOptimizer.events``) as flat metrics for a logger: ``effopt/multiplier``
     (the accepted one), ``effopt/probe_value`` (the probe's value there, in its own units), ``effopt/guard_value``
     (the guard's, where a :class:`~effopt.Guard` read it there), ``effopt/stability`` and ``effopt/probe_seconds``
@@ -143,8 +169,13 @@ def event_metrics(event: dict, prefix: str = "effopt/") -> dict[str, float]:
     accepted, probed = event["accepted"], event["multipliers"]
     value = event["values"][probed.index(accepted)] if accepted in probed else None
     guard = [v for m, v in event.get("guard", []) if m == accepted]
-    metrics = {"multiplier": accepted, "probe_value": value, "guard_value": guard[-1] if guard else None,
-               "stability": event["stability"], "probe_seconds": event["seconds"]}
+    metrics = {
+        "multiplier": accepted,
+        "probe_value": value,
+        "guard_value": guard[-1] if guard else None,
+        "stability": event["stability"],
+        "probe_seconds": event["seconds"],
+    }
     return {prefix + k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(v)}
 
 
@@ -177,11 +208,14 @@ class TrainerEvalLoss:
     on ``trainer.model`` in eval mode. The eval dataloader does not shuffle, so the batches are the same at every call;
     under several processes each sees its own share and the wrapper averages the values. Nothing is logged."""
 
-    def __init__(self, trainer, max_batches: int | None = None) -> None:
+    loader: Iterable[Any] | None  # the eval dataloader, made at the first call
+
+    def __init__(self, trainer: Any, max_batches: int | None = None) -> None:
         if not all(hasattr(trainer, name) for name in ("get_eval_dataloader", "prediction_step", "model")):
             raise TypeError(f"trainer: expected a transformers Trainer, got {type(trainer).__name__}")
-        if max_batches is not None and (isinstance(max_batches, bool) or not isinstance(max_batches, int)
-                                        or max_batches < 1):
+        if max_batches is not None and (
+            isinstance(max_batches, bool) or not isinstance(max_batches, int) or max_batches < 1
+        ):
             raise ValueError(f"max_batches: expected a positive int or None, got {max_batches!r}")
         self.trainer, self.max_batches, self.loader = trainer, max_batches, None
 
@@ -191,17 +225,21 @@ class TrainerEvalLoss:
         trainer = self.trainer
         if self.loader is None:
             if trainer.eval_dataset is None:
-                raise ValueError("EffoptCallback(trainer=...): the Trainer has no eval_dataset to probe with; pass "
-                                 "eval_dataset= to the Trainer or a probe= function to EffoptCallback")
+                raise ValueError(
+                    "EffoptCallback(trainer=...): the Trainer has no eval_dataset to probe with; pass "
+                    "eval_dataset= to the Trainer or a probe= function to EffoptCallback"
+                )
             self.loader = trainer.get_eval_dataloader()
         total, count = 0.0, 0
         with _evaluating(trainer.model):
             for inputs in itertools.islice(self.loader, self.max_batches):
                 loss, _, _ = trainer.prediction_step(trainer.model, inputs, prediction_loss_only=True)
                 if loss is None:
-                    raise ValueError("EffoptCallback(trainer=...): the Trainer's prediction_step gave no loss; the "
-                                     "eval dataset needs labels, or pass a probe= function to EffoptCallback")
-                n = find_batch_size(inputs) or 1
+                    raise ValueError(
+                        "EffoptCallback(trainer=...): the Trainer's prediction_step gave no loss; the "
+                        "eval dataset needs labels, or pass a probe= function to EffoptCallback"
+                    )
+                n = find_batch_size(inputs) or 1  # type: ignore[no-untyped-call, unused-ignore]
                 total += float(loss) * n
                 count += n
         if count == 0:
@@ -209,7 +247,7 @@ class TrainerEvalLoss:
         return total / count
 
 
-def _make_callback_class():
+def _make_callback_class() -> type[TrainerCallback]:
     from transformers import TrainerCallback
 
     class EffoptCallback(TrainerCallback):
@@ -247,11 +285,18 @@ def _make_callback_class():
         optimizer with ``model=``.
         """
 
-        def __init__(self, probe: Callable[[], float] | None = None, *, trainer=None,
-                     max_batches: int | None = None) -> None:
+        def __init__(
+            self,
+            probe: Callable[[], float] | None = None,
+            *,
+            trainer: Trainer | None = None,
+            max_batches: int | None = None,
+        ) -> None:
             if probe is None and trainer is None:
-                raise ValueError("EffoptCallback: pass probe= (a () -> float), trainer= (probe with the Trainer's own "
-                                 "evaluation loss, and log events there), or both (your probe; events logged)")
+                raise ValueError(
+                    "EffoptCallback: pass probe= (a () -> float), trainer= (probe with the Trainer's own "
+                    "evaluation loss, and log events there), or both (your probe; events logged)"
+                )
             if probe is not None and not callable(probe):
                 raise TypeError(f"probe: expected a callable returning a float, got {type(probe).__name__}")
             if probe is not None and max_batches is not None:
@@ -261,22 +306,34 @@ def _make_callback_class():
             self.probe = probe if probe is not None else TrainerEvalLoss(trainer, max_batches)
             self.trainer = trainer
             self.optimizer: ExtrapolatingOptimizer | None = None
-            self._last = None  # the last event sent to the log
+            self._last: Event | None = None  # the last event sent to the log
 
-        def on_train_begin(self, args, state, control, optimizer=None, **kwargs):
+        def on_train_begin(
+            self,
+            args: TrainingArguments,
+            state: TrainerState,
+            control: TrainerControl,
+            optimizer: object = None,
+            **kwargs: Any,
+        ) -> None:
             if getattr(args, "deepspeed", None) or getattr(args, "deepspeed_plugin", None) is not None:
                 raise NotImplementedError(
                     "EffoptCallback: DeepSpeed is not supported: its optimizers step fp32 copies of the weights and "
                     "write them into the model only after the step, so the probe would read stale weights during an "
-                    "event. Train without a deepspeed config (DDP or FSDP2 work, see effopt.integrations)")
+                    "event. Train without a deepspeed config (DDP or FSDP2 work, see effopt.integrations)"
+                )
             opt = unwrap_optimizer(optimizer)
             if isinstance(self.probe, TrainerEvalLoss) and opt.mode != "min":
-                raise ValueError(f"EffoptCallback(trainer=...): probes with the eval loss (lower is better), but the "
-                                 f"optimizer has mode={opt.mode!r}; use mode='min' or pass your own probe=")
+                raise ValueError(
+                    f"EffoptCallback(trainer=...): probes with the eval loss (lower is better), but the "
+                    f"optimizer has mode={opt.mode!r}; use mode='min' or pass your own probe="
+                )
             opt.probe = self.probe
             self.optimizer, self._last = opt, (opt.events[-1] if opt.events else None)
 
-        def on_step_end(self, args, state, control, **kwargs):
+        def on_step_end(
+            self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+        ) -> None:
             if self.optimizer is None:
                 return
             events = self.optimizer.events
@@ -303,7 +360,7 @@ def _make_callback_class():
     return EffoptCallback
 
 
-def _since(events: list, last) -> int:
+def _since(events: list[Event], last: Event | None) -> int:
     """How many events come after ``last`` (the very dict, looked for from the end): all of them if ``last`` is None
     or has left a bounded history."""
     for back, event in enumerate(reversed(events)):
@@ -312,7 +369,7 @@ def _since(events: list, last) -> int:
     return len(events)
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name == "EffoptCallback":  # built on first use, so that importing this module does not import transformers
         cls = _make_callback_class()
         globals()[name] = cls
@@ -320,5 +377,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | {"EffoptCallback"})

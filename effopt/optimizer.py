@@ -26,12 +26,16 @@ import math
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, cast, overload
 
 import torch
 
+from ._checks import _describe, _is_zero, _shown, _through_base
 from ._events import Event
-from ._line import LineSettings, _Abort, _Line, _local, _roots, _sum_over_ranks
+from ._line import LineSettings, _Abort, _Line, _roots
+from ._stability import SKETCH_NUMEL, _cosine, _sketch  # noqa: F401 (SKETCH_NUMEL: re-exported, as before)
+from .errors import ExtrapolationWarning, ProbeError
 from .policies import Accumulated, Backoff, Greedy, Guard, PowersOfTwo, ProbeBudget, Quadratic, StepScale
 
 ANCHOR = "effopt_anchor"  #: key of the anchor in the base optimizer's per-parameter state
@@ -41,33 +45,17 @@ STEP_SCALE = "effopt_step_scale"  #: key of the step scale's state_dict(), in ev
 GUARD = "effopt_guard"  #: key of the guard's state_dict() (its reference), in every param group
 BUDGET = "effopt_budget"  #: key of the probe budget's state_dict() (its counts), in every param group
 COUNTS = "effopt_counts"  #: key of the running counts {"events": run, "moves": accepted m != 1}, in every param group
-SKETCH_NUMEL = 1024  #: about this many fixed coordinates per tensor estimate the direction stability of the update
 
 #: Named sets of pieces. "effopd" is the published rule; "default" is effopt's own choice for a smooth loss probe.
-PRESETS: dict[str, Callable[[], dict]] = {
+PRESETS: dict[str, Callable[[], dict[str, Any]]] = {
     "effopd": lambda: {"schedule": PowersOfTwo(), "search": Greedy((3, 5, 7, 9, 11)), "direction": Accumulated()},
-    "default": lambda: {"schedule": Backoff(10), "search": Quadratic(), "direction": Accumulated(),
-                        "step_scale": StepScale()},
+    "default": lambda: {
+        "schedule": Backoff(10),
+        "search": Quadratic(),
+        "direction": Accumulated(),
+        "step_scale": StepScale(),
+    },
 }
-
-
-class ProbeError(RuntimeError):
-    """The probe raised during an event. The weights are back where the base step left them; ``__cause__`` is the
-    probe's own exception."""
-
-    def __init__(self, message: str, step: int, multiplier: float) -> None:
-        super().__init__(message)
-        self.step, self.multiplier = step, multiplier
-
-
-class ExtrapolationWarning(RuntimeWarning):
-    """An event ended at ``m = 1`` on a non-finite probe value or non-finite weights (warned once per optimizer)."""
-
-
-def _through_base(name: str) -> property:
-    """An attribute of the wrapped base optimizer, read and written through."""
-    return property(lambda self: getattr(self.optimizer, name),
-                    lambda self, value: setattr(self.optimizer, name, value))
 
 
 class ExtrapolatingOptimizer(torch.optim.Optimizer):
@@ -90,7 +78,7 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
             improvement, the base lr as given). ``schedule``, ``search``, ``direction`` and ``step_scale`` replace
             the preset's pieces.
         schedule: ``schedule(step) -> bool``; ``step`` counts base steps taken with a non-zero learning rate.
-        search: ``search(line) -> multiplier`` (see :mod:`effopt.policies`).
+        search: ``search(line) -> multiplier`` (see :mod:`effopt.searches`).
         direction: ``direction(deltas, step)``, may rewrite the accumulated updates in place.
         step_scale: a persistent step size (:class:`~effopt.StepScale`): the selected groups' lr is multiplied by its
             ``factor`` inside every base step (and restored right after, so an lr scheduler still owns ``lr``); it
@@ -137,9 +125,9 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         mode: str = "min",
         preset: str = "default",
         schedule: Callable[[int], bool] | None = None,
-        search: Callable | None = None,
-        direction: Callable | None = None,
-        step_scale=None,
+        search: Callable[[Any], float] | None = None,
+        direction: Callable[[Sequence[torch.Tensor], int], None] | None = None,
+        step_scale: StepScale | None = None,
         guard: Guard | None = None,
         budget: ProbeBudget | None = None,
         tolerance: float = 0.0,
@@ -155,10 +143,12 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
             raise TypeError(f"probe: expected a callable returning a float, got {type(probe).__name__}")
         if model is not None:
             models = _roots(model)
-            if not (isinstance(models, (list, tuple)) and models
-                    and all(isinstance(m, torch.nn.Module) for m in models)):
-                raise TypeError(f"model: expected a torch.nn.Module or a non-empty list/tuple of them, got "
-                                f"{_describe(model)}")
+            if not (
+                isinstance(models, (list, tuple)) and models and all(isinstance(m, torch.nn.Module) for m in models)
+            ):
+                raise TypeError(
+                    f"model: expected a torch.nn.Module or a non-empty list/tuple of them, got {_describe(model)}"
+                )
             model = tuple(models)
         if mode not in ("min", "max"):
             raise ValueError(f"mode: expected 'min' or 'max', got {mode!r}")
@@ -177,8 +167,10 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         self.direction = direction if direction is not None else pieces["direction"]
         self.step_scale = step_scale if step_scale is not None else pieces.get("step_scale")
         if self.step_scale is not None and not hasattr(self.step_scale, "factor"):
-            raise TypeError(f"step_scale: expected an object with a `factor` (e.g. effopt.StepScale()), got "
-                            f"{type(self.step_scale).__name__}")
+            raise TypeError(
+                f"step_scale: expected an object with a `factor` (e.g. effopt.StepScale()), got "
+                f"{type(self.step_scale).__name__}"
+            )
         if guard is not None and not (callable(guard) and hasattr(guard, "reference") and hasattr(guard, "probe")):
             raise TypeError(f"guard: expected an effopt.Guard, got {type(guard).__name__}")
         if guard is not None and probe is None:
@@ -216,7 +208,9 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
             group.setdefault(STEP, 0)
             group.setdefault(COUNTS, {"events": 0, "moves": 0})
         if not any(group["extrapolate"] and group["params"] for group in self.param_groups):
-            raise ValueError("optimizer: no parameter is selected for extrapolation (every group has extrapolate=False)")
+            raise ValueError(
+                "optimizer: no parameter is selected for extrapolation (every group has extrapolate=False)"
+            )
 
     # The base optimizer owns these; the wrapper reads and writes through, never caching an alias.
     param_groups = _through_base("param_groups")
@@ -226,17 +220,17 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
     @property
     def step_count(self) -> int:
         """Base steps counted so far (steps with every learning rate 0 are not counted)."""
-        return self.param_groups[0][STEP]
+        return cast(int, self.param_groups[0][STEP])
 
     @property
     def events_run(self) -> int:
         """Events run so far, including those :attr:`events` no longer keeps (part of the checkpoint)."""
-        return self.param_groups[0][COUNTS]["events"]
+        return cast(int, self.param_groups[0][COUNTS]["events"])
 
     @property
     def moves_accepted(self) -> int:
         """Events so far that moved the weights (accepted a multiplier other than 1; part of the checkpoint)."""
-        return self.param_groups[0][COUNTS]["moves"]
+        return cast(int, self.param_groups[0][COUNTS]["moves"])
 
     def __repr__(self) -> str:
         model = None if self.model is None else [type(m).__name__ for m in self.model]
@@ -250,8 +244,12 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
 
     # --- torch.optim.Optimizer API ------------------------------------------------------------------------------------
 
+    @overload
+    def step(self, closure: None = None) -> None: ...
+    @overload
+    def step(self, closure: Callable[[], float]) -> float: ...
     @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None):
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """One base step (running ``closure`` once, with gradients, if given), then an event if one is scheduled."""
         if self.budget is not None:
             self.budget.begin_step(time.perf_counter())
@@ -298,12 +296,11 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
                             group[key] = dict(piece.state_dict())
         return loss
 
-    def _stateful(self):
-        pieces = [(SCHEDULE, self.schedule), (STEP_SCALE, self.step_scale), (GUARD, self.guard),
-                  (BUDGET, self.budget)]
+    def _stateful(self) -> list[tuple[str, Any]]:
+        pieces = [(SCHEDULE, self.schedule), (STEP_SCALE, self.step_scale), (GUARD, self.guard), (BUDGET, self.budget)]
         return [(key, piece) for key, piece in pieces if piece is not None]
 
-    def _scale_lrs(self) -> list:
+    def _scale_lrs(self) -> list[tuple[dict[str, Any], Any]]:
         """Multiplies the selected groups' lr by the step scale's factor; returns (group, lr as it was) to restore."""
         factor = 1.0 if self.step_scale is None else self.step_scale.factor
         if factor == 1.0:
@@ -316,13 +313,19 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.optimizer.zero_grad(set_to_none=set_to_none)
 
-    def add_param_group(self, param_group: dict) -> None:
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
         self.optimizer.add_param_group(param_group)
         self.param_groups[-1].setdefault(STEP, self.param_groups[0][STEP])
         self.param_groups[-1].setdefault(COUNTS, dict(self.param_groups[0][COUNTS]))
         self._complete = False
 
-    def load_state_dict(self, state_dict: dict) -> None:
+    def state_dict(self) -> dict[str, Any]:
+        if self.budget is not None and BUDGET in self.param_groups[0]:  # its timings move every step, not at events
+            for group in self.param_groups:
+                group[BUDGET] = dict(self.budget.state_dict())
+        return super().state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Loads a checkpoint of this wrapper or of the bare base optimizer (which then keeps the current selection
         and starts counting steps from 0; anchors are taken again at the next step)."""
         flags = [group["extrapolate"] for group in self.param_groups]
@@ -343,10 +346,10 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
                 if ANCHOR in state:
                     state[ANCHOR] = state[ANCHOR].to(self.anchor_device)
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         return self.__dict__.copy()
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         if "optimizer" in state:  # unpickling or deepcopy of the wrapper
             self.__dict__.update(state)
             self._patch_step_function()
@@ -365,7 +368,7 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
 
     # --- The event ----------------------------------------------------------------------------------------------------
 
-    def _selected(self):
+    def _selected(self) -> Iterator[torch.Tensor]:
         for group in self.param_groups:
             if group["extrapolate"]:
                 yield from (p for p in group["params"] if p.requires_grad)
@@ -377,8 +380,16 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
 
     def _record(self, step: int) -> Event:
         """A new event's record, appended to :attr:`events` (filled in as the event runs)."""
-        record: Event = {"step": step, "multipliers": [], "values": [], "guard": [], "accepted": 1.0, "seconds": 0.0,
-                         "reason": "", "stability": None}
+        record: Event = {
+            "step": step,
+            "multipliers": [],
+            "values": [],
+            "guard": [],
+            "accepted": 1.0,
+            "seconds": 0.0,
+            "reason": "",
+            "stability": None,
+        }
         self.events.append(record)
         if self.history is not None and len(self.events) > self.history:
             del self.events[: len(self.events) - self.history]
@@ -398,7 +409,9 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
             record["reason"] = "no selected parameter has been updated yet"
             return
         start = time.perf_counter()
-        record["stability"] = self._stability(params, anchors)
+        sketch = _sketch(params, anchors)  # the update on sampled coordinates, against the previous event's
+        previous, self._sketch = self._sketch, sketch
+        record["stability"] = _cosine(sketch, previous)
         line = _Line(LineSettings.of(self), params, anchors, step, record)
         try:
             if self.guard is not None and self.guard.reference is None:
@@ -429,50 +442,8 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         record["seconds"] = time.perf_counter() - start
         if record["reason"] and not self._warned:  # only the non-finite endings get here with a reason
             self._warned = True
-            warnings.warn(f"effopt: the extrapolation event after step {step} ended at m = 1: {record['reason']}; "
-                          "further such events are not warned about (see opt.events)", ExtrapolationWarning)
-
-    def _stability(self, params: list, anchors: list) -> float | None:
-        """The cosine between the update ``params - anchors`` and the previous event's, on the sampled coordinates
-        (summed over ranks: exact for shards, unchanged for replicas); remembers this update's sample."""
-        parts = []
-        for p, a in zip(params, anchors):
-            p, a = _local(p), _local(a)
-            stride = _sketch_stride(p.numel(), p.shape[-1] if p.dim() else 1)
-            p, a = p.reshape(-1)[::stride], a.reshape(-1)[::stride]
-            parts.append(p.to(a.device, torch.float32) - a.float())
-        device = parts[0].device
-        sketch = torch.cat([part.to(device) for part in parts])
-        previous, self._sketch = self._sketch, sketch
-        if previous is None or previous.shape != sketch.shape:
-            return None
-        previous = previous.to(device)
-        dot, a2, b2 = _sum_over_ranks(torch.stack([sketch @ previous, sketch @ sketch, previous @ previous]).tolist())
-        return dot / math.sqrt(a2 * b2) if a2 > 0 and b2 > 0 else None
-
-
-def _sketch_stride(numel: int, width: int) -> int:
-    """Every ``stride``-th element, about ``SKETCH_NUMEL`` of them; ``stride`` coprime with the row width, so the
-    sample visits every column rather than one."""
-    stride = max(1, numel // SKETCH_NUMEL)
-    while stride > 1 and math.gcd(stride, width) != 1:
-        stride += 1
-    return stride
-
-
-def _is_zero(lr) -> bool:
-    return bool(lr == 0)
-
-
-def _shown(probe) -> str | None:
-    """A probe for a repr: a function's name, an object's own repr, or its class's name."""
-    if probe is None or getattr(probe, "__qualname__", None):
-        return probe and probe.__qualname__
-    return type(probe).__name__ if type(probe).__repr__ is object.__repr__ else repr(probe)
-
-
-def _describe(value) -> str:
-    if isinstance(value, (list, tuple)):
-        bad = [type(v).__name__ for v in value if not isinstance(v, torch.nn.Module)]
-        return f"a {type(value).__name__} holding {bad[0]}" if bad else f"an empty {type(value).__name__}"
-    return type(value).__name__
+            warnings.warn(
+                f"effopt: the extrapolation event after step {step} ended at m = 1: {record['reason']}; "
+                "further such events are not warned about (see opt.events)",
+                ExtrapolationWarning,
+            )

@@ -20,14 +20,15 @@ foresight.py): `loss="grpo"` drops the teacher and trains on an exact-match rewa
 per prompt, advantages standardised within each group, the same number of rollouts per step as OPD.
 
 The world (sizes, tokenizer, data, models, generation, exact match, the supervised recipe) is reference/addition.py;
-this module builds a task instance from it (`prepare`) and runs the loop. The quick size's instances (task seeds 0-2:
-the teacher and the students' starts) are shipped in reference/shipped/ (reference.common.load_shipped), the same
-bits on every machine; anything else is built locally and cached on disk under $EFFOPT_CACHE
-(reference.common.cache_dir): the data (a `datasets.DatasetDict`, by a hash of its config and seed), the teacher and
-the student's start (state dicts, by a hash of the model config, the training recipe and the seed). A missing, corrupt
-or mismatched cache entry is rebuilt with a warning. Nothing is fetched from a hub: the tokenizer is a transformers
-fast tokenizer over a 16-token vocabulary, the models come from configs, and exact match is the `evaluate` module
-shipped in reference/metrics/.
+this module builds a task instance from it (`prepare`) and runs the loop, with the losses, measures and probes of
+reference/opd_measures.py.
+The quick size's instances (task seeds 0-2: the teacher and the students' starts) are shipped in reference/shipped/
+(reference.common.load_shipped), the same bits on every machine; anything else is built locally and cached on disk
+under $EFFOPT_CACHE (reference.common.cache_dir): the data (a `datasets.DatasetDict`, by a hash of its config and
+seed), the teacher and the student's start (state dicts, by a hash of the model config, the training recipe and the
+seed). A missing, corrupt or mismatched cache entry is rebuilt with a warning. Nothing is fetched from a hub: the
+tokenizer is a transformers fast tokenizer over a 16-token vocabulary, the models come from configs, and exact match
+is the `evaluate` module shipped in reference/metrics/.
 
     python -m reference.opd --optimizer adamw --regime near-teacher --steps 300 --out curve.json
 
@@ -39,8 +40,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import torch
 
@@ -65,19 +66,18 @@ from reference.addition import (  # noqa: F401 (the world's names, re-exported: 
     reverse_kl,
 )
 from reference.common import (
+    ShowDefaults,
     cached_dataset,
     cached_state_dict,
     evaluating,
-    group_advantages,
     last_event,
-    ShowDefaults,
     run_result,
     set_seed,
     sync,
+    write_json,
 )
-from reference.common import write_json
-from reference.optimizers import OPTIMIZERS, Probes, build_optimizer
-
+from reference.opd_measures import PROBES, ROLLOUT_SAMPLES, grpo_loss, make_probes, measures, opd_loss, retention  # noqa: F401
+from reference.optimizers import OPTIMIZERS, build_optimizer
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Regimes
@@ -142,8 +142,10 @@ class OPDConfig:
             device=self.device or ("cuda" if torch.cuda.is_available() else "cpu"),
         )
         if resolved.loss == "grpo" and resolved.batch_size % resolved.group_size:
-            raise ValueError(f"batch_size: expected a multiple of group_size ({resolved.group_size}) for loss='grpo', "
-                             f"got {resolved.batch_size}")
+            raise ValueError(
+                f"batch_size: expected a multiple of group_size ({resolved.group_size}) for loss='grpo', "
+                f"got {resolved.batch_size}"
+            )
         return resolved
 
 
@@ -181,8 +183,9 @@ def prepare(cfg: OPDConfig, progress: bool = True) -> Task:
     dataset = cached_dataset("opd-data", data_config, lambda: _make_data(size.digits, size.splits, cfg.task_seed))
     data = {name: Split.of(dataset[name], device) for name in size.splits}
     skill_config = dict(task="reverse", digits=size.digits, splits=size.skill_splits, seed=cfg.task_seed, vocab=VOCAB)
-    skill = cached_dataset("opd-skill", skill_config,
-                           lambda: _make_skill_data(size.digits, size.skill_splits, cfg.task_seed))
+    skill = cached_dataset(
+        "opd-skill", skill_config, lambda: _make_skill_data(size.digits, size.skill_splits, cfg.task_seed)
+    )
     data.update({name: Split.of(skill[name], device) for name in size.skill_splits})
 
     def trained(kind: str, spec: dict, recipe: dict, seed_offset: int, skill_target: float | None = None):
@@ -195,22 +198,40 @@ def prepare(cfg: OPDConfig, progress: bool = True) -> Task:
             model = build_model(spec, device)
             train = data["train"]
             if skill_target is not None:  # the skill first, then addition with the skill mixed in (a third)
-                _supervised(model, data["skill_train"], data["skill_dev"], seed=cfg.task_seed + seed_offset,
-                            desc=f"teaching the {kind} the retained skill", progress=progress,
-                            **dict(recipe, target=skill_target))
+                _supervised(
+                    model,
+                    data["skill_train"],
+                    data["skill_dev"],
+                    seed=cfg.task_seed + seed_offset,
+                    desc=f"teaching the {kind} the retained skill",
+                    progress=progress,
+                    **dict(recipe, target=skill_target),
+                )
                 train = train + data["skill_train"]
-            return _supervised(model, train, data["dev"], seed=cfg.task_seed + seed_offset,
-                               desc=f"training the {kind}", progress=progress, **recipe)
+            return _supervised(
+                model,
+                train,
+                data["dev"],
+                seed=cfg.task_seed + seed_offset,
+                desc=f"training the {kind}",
+                progress=progress,
+                **recipe,
+            )
 
         def check(state_dict):
             build_model(spec).load_state_dict(state_dict)  # raises on missing, unexpected or misshapen tensors
 
         return cached_state_dict(f"opd-{kind}", config, build, check=check)
 
-    teacher_recipe = dict(steps=size.teacher_steps, batch=size.teacher_batch, target=size.teacher_target,
-                          check_every=size.check_every)
-    student_recipe = dict(steps=size.student_max_steps, batch=size.student_batch, target=regime.student_target,
-                          check_every=size.student_check_every)
+    teacher_recipe = dict(
+        steps=size.teacher_steps, batch=size.teacher_batch, target=size.teacher_target, check_every=size.check_every
+    )
+    student_recipe = dict(
+        steps=size.student_max_steps,
+        batch=size.student_batch,
+        target=regime.student_target,
+        check_every=size.student_check_every,
+    )
     teacher = build_model(size.teacher, device)
     teacher.load_state_dict(trained("teacher", size.teacher, teacher_recipe, 1))
     teacher.eval().requires_grad_(False)
@@ -225,125 +246,31 @@ def prepare(cfg: OPDConfig, progress: bool = True) -> Task:
         start.eval()
         skill_start_logp = log_probs(start, data["skill_eval"].prompt_ids, data["skill_eval"].answer_ids)
         skill_targets = TeacherTargets.of(start, data["skill_dev"])
-    return Task(cfg.size, cfg.regime, cfg.task_seed, cfg.device, build_tokenizer(), data, teacher, size.student,
-                student_state, teacher_metric, probe_targets, eval_targets, skill_start_logp, skill_targets)
-
-
-def measures(task: Task, model) -> dict:
-    """A curve point's measures at the model's weights (call in eval mode, without gradients): `metric`, greedy exact
-    match on the eval split; `objective`, the reverse KL to the teacher teacher-forced on its answers to the eval
-    prompts; and `retention`'s retained and drift."""
-    return dict(metric=exact_match(model, task.data["eval"]), objective=task.eval_targets.reverse_kl(model),
-                **retention(task, model))
-
-
-def retention(task: Task, model) -> dict:
-    """What the model kept of the skill that post-training does not train (call in eval mode, without gradients):
-    `retained`, greedy exact match on skill_eval, and `drift`, the mean per-token KL(model || start) teacher-forced
-    on the skill_eval answers: a smooth measure of how far its behaviour there moved from the start."""
-    split = task.data["skill_eval"]
-    drift = reverse_kl(log_probs(model, split.prompt_ids, split.answer_ids), task.skill_start_logp).mean()
-    return {"retained": exact_match(model, split), "drift": float(drift)}
+    return Task(
+        cfg.size,
+        cfg.regime,
+        cfg.task_seed,
+        cfg.device,
+        build_tokenizer(),
+        data,
+        teacher,
+        size.student,
+        student_state,
+        teacher_metric,
+        probe_targets,
+        eval_targets,
+        skill_start_logp,
+        skill_targets,
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Probes for the wrapper
+# The OPD loop (its losses, measures and probes: reference/opd_measures.py)
 
 
-PROBES = ("loss", "rollout", "accuracy")  #: the probes an OPDConfig may hand effopt (see make_probes)
-ROLLOUT_SAMPLES = 4  #: the rollout probe's samples per probe_loss prompt (512 rollouts at the quick size: 8 batches)
-
-
-def make_probes(task: Task, student, seed: int = 1234) -> Probes:
-    """{"loss": (validation reverse KL, "min"), "rollout": (reverse KL on the student's own samples, "min"),
-    "accuracy": (sampled validation accuracy, "max"), "drift": (KL to the start on the retained skill, "min")}.
-
-    loss: KL(student || teacher) over the full vocabulary, teacher-forced on the fixed probe sequences (the teacher's
-        greedy answers to the probe_loss prompts), averaged over their tokens: cheap, smooth, deterministic.
-    rollout: the on-policy form of "loss": ROLLOUT_SAMPLES samples at temperature 1 per probe_loss prompt (512
-        rollouts at the quick size, eight training batches' worth), then the full-vocabulary reverse KL to the teacher
-        on them, as the training loss measures it. The samples come from a forked RNG seeded with `seed` (common
-        random numbers: every candidate point is read on the same draws), so it is deterministic given the weights
-        and smooth enough to search along. It costs several base steps a call, as a held-out rollout evaluation does.
-    accuracy: exact match of one sample per probe_accuracy prompt (about 50) at temperature 1, the paper's signal:
-        noisy. Its samples come from a forked RNG seeded with `seed`: deterministic given the weights, and the
-        training RNG stream is left untouched.
-    drift: KL(student || start) on the retained skill, teacher-forced on the start's own greedy answers to the
-        skill_dev prompts (disjoint from skill_eval, which `retention` reads): a guard's probe (effopt.Guard).
-    Both run in eval mode and restore the mode they found.
-    """
-    cuda = [torch.device(task.device).index or 0] if torch.device(task.device).type == "cuda" else []
-
-    def loss() -> float:
-        with evaluating(student):
-            return task.probe_targets.reverse_kl(student)
-
-    def rollout() -> float:
-        prompts = task.probe_targets.prompt_ids.repeat_interleave(ROLLOUT_SAMPLES, 0)
-        new_tokens = task.probe_targets.completion.shape[1]
-        with evaluating(student), torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(seed)
-            completion = generate(student, prompts, new_tokens, sample=True)
-            return opd_loss(student, task.teacher, prompts, completion, "full")[1]
-
-    def accuracy() -> float:
-        with evaluating(student), torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(seed)
-            return exact_match(student, task.data["probe_accuracy"], sample=True)
-
-    def drift() -> float:
-        with evaluating(student):
-            return task.skill_targets.reverse_kl(student)
-
-    return {"loss": (loss, "min"), "rollout": (rollout, "min"), "accuracy": (accuracy, "max"), "drift": (drift, "min")}
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# The OPD loop
-
-
-def opd_loss(student, teacher, prompt_ids: torch.Tensor, completion: torch.Tensor, form: str):
-    """(loss to minimise, mean per-token reverse KL for the log) on the student's own sampled completions.
-
-    sampled: the per-token advantage A_t = -(log p_s(a_t) - log p_t(a_t)), detached, times log p_s(a_t): the
-        score-function (REINFORCE) form of the sampled-token reverse KL estimator, as in the EffOPD code. That code
-        feeds it to a PPO-clipped surrogate; with one update per rollout the ratio is 1 at the update, the clip never
-        binds and the surrogate's gradient is exactly this one, so the plain form is used.
-    full: sum_v p_s(v) (log p_s(v) - log p_t(v)) at each position, differentiated through the student's distribution.
-    Both average over completion tokens (up to and including "</s>").
-    """
-    mask = completion_mask(completion)
-    tokens = mask.sum().clamp_min(1.0)
-    student_logp = log_probs(student, prompt_ids, completion)
-    with torch.no_grad():
-        teacher_logp = log_probs(teacher, prompt_ids, completion)
-    student_token = student_logp.gather(-1, completion.unsqueeze(-1)).squeeze(-1)
-    teacher_token = teacher_logp.gather(-1, completion.unsqueeze(-1)).squeeze(-1)
-    log_ratio = (student_token - teacher_token) * mask
-    if form == "sampled":
-        advantage = -log_ratio.detach()
-        return -(advantage * student_token * mask).sum() / tokens, float(log_ratio.detach().sum() / tokens)
-    kl = (reverse_kl(student_logp, teacher_logp) * mask).sum() / tokens
-    return kl, float(kl.detach())
-
-
-def grpo_loss(student, prompt_ids: torch.Tensor, completion: torch.Tensor, answers: list[str], group_size: int):
-    """(loss to minimise, the rollouts' error rate for the log) for the RL counterpart of OPD.
-
-    Reward 1 for an exactly right answer, else 0; advantages standardised within each group of `group_size` samples
-    of one prompt (rows come grouped); the policy gradient of one update per rollout (ratio 1, so no clipping acts),
-    averaged over completion tokens like the OPD losses.
-    """
-    mask = completion_mask(completion)
-    reward = torch.tensor([float(p == a) for p, a in zip(decode(completion), answers)], device=completion.device)
-    advantage = group_advantages(reward.view(-1, group_size)).flatten()
-    student_token = log_probs(student, prompt_ids, completion).gather(-1, completion.unsqueeze(-1)).squeeze(-1)
-    loss = -(advantage[:, None] * student_token * mask).sum() / mask.sum().clamp_min(1.0)
-    return loss, 1.0 - float(reward.mean())
-
-
-def train(cfg: OPDConfig, make_optimizer: Callable | None = None, task: Task | None = None,
-          progress: bool = True) -> dict:
+def train(
+    cfg: OPDConfig, make_optimizer: Callable | None = None, task: Task | None = None, progress: bool = True
+) -> dict:
     """Run OPD for `cfg.steps` steps and return the learning curve.
 
     make_optimizer(model, probes) -> torch.optim.Optimizer; None: build_optimizer(cfg.optimizer, model, lr, probes).
@@ -360,8 +287,10 @@ def train(cfg: OPDConfig, make_optimizer: Callable | None = None, task: Task | N
     if task is None:
         task = prepare(cfg, progress=progress)
     elif (task.size, task.regime, task.task_seed, task.device) != (cfg.size, cfg.regime, cfg.task_seed, cfg.device):
-        raise ValueError(f"task was prepared for size={task.size}, regime={task.regime}, task_seed={task.task_seed}, "
-                         f"device={task.device}; cfg asks for {cfg.size}, {cfg.regime}, {cfg.task_seed}, {cfg.device}")
+        raise ValueError(
+            f"task was prepared for size={task.size}, regime={task.regime}, task_seed={task.task_seed}, "
+            f"device={task.device}; cfg asks for {cfg.size}, {cfg.regime}, {cfg.task_seed}, {cfg.device}"
+        )
 
     student = build_model(task.student_spec, cfg.device)
     student.load_state_dict(task.student_state)
@@ -416,11 +345,16 @@ def train(cfg: OPDConfig, make_optimizer: Callable | None = None, task: Task | N
         if step % cfg.eval_every == 0 or step == cfg.steps:
             evaluate(step)
             event = {"event": last_event(opt)} if last_event(opt) else {}
-            bar.set_postfix(metric=f"{curve[-1]['metric']:.3f}", kl=f"{curve[-1]['loss']:.4f}",
-                            retained=f"{curve[-1]['retained']:.3f}", **event)
+            bar.set_postfix(
+                metric=f"{curve[-1]['metric']:.3f}",
+                kl=f"{curve[-1]['loss']:.4f}",
+                retained=f"{curve[-1]['retained']:.3f}",
+                **event,
+            )
     bar.close()
-    return run_result(cfg, curve, opt, train_seconds, cfg.device, eval_seconds=eval_seconds,
-                      teacher_metric=task.teacher_metric)
+    return run_result(
+        cfg, curve, opt, train_seconds, cfg.device, eval_seconds=eval_seconds, teacher_metric=task.teacher_metric
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -428,8 +362,9 @@ def train(cfg: OPDConfig, make_optimizer: Callable | None = None, task: Task | N
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m reference.opd", description=__doc__.split("\n\n")[0],
-                                     formatter_class=ShowDefaults)
+    parser = argparse.ArgumentParser(
+        prog="python -m reference.opd", description=__doc__.split("\n\n")[0], formatter_class=ShowDefaults
+    )
     parser.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS, help="reference.optimizers.OPTIMIZERS")
     parser.add_argument("--size", default="quick", choices=tuple(SIZES), help="models, data and batch (SIZES)")
     parser.add_argument("--regime", default="near-teacher", choices=tuple(REGIMES), help="the student's start")
@@ -446,14 +381,27 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=None, help="write the result as JSON here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    cfg = OPDConfig(size=args.size, regime=args.regime, optimizer=args.optimizer, lr=args.lr, steps=args.steps,
-                    seed=args.seed, task_seed=args.task_seed, loss=args.loss, probe=args.probe,
-                    group_size=args.group_size,
-                    batch_size=args.batch_size, eval_every=args.eval_every, device=args.device)
+    cfg = OPDConfig(
+        size=args.size,
+        regime=args.regime,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        steps=args.steps,
+        seed=args.seed,
+        task_seed=args.task_seed,
+        loss=args.loss,
+        probe=args.probe,
+        group_size=args.group_size,
+        batch_size=args.batch_size,
+        eval_every=args.eval_every,
+        device=args.device,
+    )
     result = train(cfg, progress=not args.no_progress)
-    print(f"{cfg.regime} {cfg.optimizer}: exact match {result['initial_metric']:.3f} -> {result['final_metric']:.3f} "
-          f"in {cfg.steps} steps, {result['train_seconds']:.1f} s training + {result['eval_seconds']:.1f} s evaluation "
-          f"(teacher {result['teacher_metric']:.3f}, device {result['device']})")
+    print(
+        f"{cfg.regime} {cfg.optimizer}: exact match {result['initial_metric']:.3f} -> {result['final_metric']:.3f} "
+        f"in {cfg.steps} steps, {result['train_seconds']:.1f} s training + {result['eval_seconds']:.1f} s evaluation "
+        f"(teacher {result['teacher_metric']:.3f}, device {result['device']})"
+    )
     if args.out:
         write_json(args.out, result)
     return result
