@@ -16,7 +16,11 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 .PHONY: test bench bench-full heldout seeds foresight kernels instances real
+# lint, format and types first (ruff and mypy read their settings from pyproject.toml; mypy checks effopt), then tests
 test: $(VENV)/.installed
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 	$(PY) -m pytest tests/ -q
 
 bench: $(VENV)/.installed
