@@ -27,8 +27,8 @@ import json
 import re
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -89,9 +89,15 @@ def figures(start: dict, at: dict, final: dict) -> dict:
 
 def _foresight(early_step: int, steps: int, early: dict, final: dict) -> dict:
     """How the early update lines up with the final one, and how concentrated and low-rank the final update is."""
-    return {"early_step": early_step, "steps": steps, "cosine": early["cosine"],
-            "principal_angle": early["principal_angle"], "energy_k": final["energy_k"],
-            "top_share": final["top_share"], "effective_rank": final["effective_rank"]}
+    return {
+        "early_step": early_step,
+        "steps": steps,
+        "cosine": early["cosine"],
+        "principal_angle": early["principal_angle"],
+        "energy_k": final["energy_k"],
+        "top_share": final["top_share"],
+        "effective_rank": final["effective_rank"],
+    }
 
 
 def trajectory(checkpoints: Checkpoints) -> dict:
@@ -106,13 +112,16 @@ def trajectory(checkpoints: Checkpoints) -> dict:
     modules: dict[str, float] = {}
     for name, square in squares.items():
         modules[module_kind(name)] = modules.get(module_kind(name), 0.0) + square / total
-    return {"steps": steps, "figures": over, "early": _foresight(early, checkpoints.step, over[steps.index(early)],
-                                                                 over[-1]),
-            "modules": dict(sorted(modules.items(), key=lambda kv: -kv[1]))}
+    return {
+        "steps": steps,
+        "figures": over,
+        "early": _foresight(early, checkpoints.step, over[steps.index(early)], over[-1]),
+        "modules": dict(sorted(modules.items(), key=lambda kv: -kv[1])),
+    }
 
 
 def module_kind(name: str) -> str:
-    """"model.layers.1.self_attn.q_proj.weight" -> "q_proj"; embeddings, norms and the head by their own names."""
+    """ "model.layers.1.self_attn.q_proj.weight" -> "q_proj"; embeddings, norms and the head by their own names."""
     parts = [p for p in name.split(".") if not re.fullmatch(r"\d+|weight|bias|model|layers|self_attn|mlp", p)]
     return parts[-1] if parts else name
 
@@ -121,8 +130,15 @@ def _run(objective: str, method: str, seed: int, args, task, folder: Path | None
     from reference import opd
     from reference.optimizers import build_optimizer
 
-    cfg = opd.OPDConfig(size=args.size, regime="near-teacher", optimizer=method, lr=args.lr, steps=args.steps,
-                        seed=seed, loss=OBJECTIVES[objective])
+    cfg = opd.OPDConfig(
+        size=args.size,
+        regime="near-teacher",
+        optimizer=method,
+        lr=args.lr,
+        steps=args.steps,
+        seed=seed,
+        loss=OBJECTIVES[objective],
+    )
     kept: list[Checkpoints] = []
 
     def make_optimizer(model, probes):
@@ -142,8 +158,11 @@ def main(argv: list[str] | None = None) -> dict:
     from reference import opd
     from reference.common import cache_dir
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.foresight", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.foresight",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--size", default="quick", choices=tuple(opd.SIZES))
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--lr", type=float, default=1e-5, help="AdamW's lr for both objectives (default 1e-5)")
@@ -163,15 +182,26 @@ def main(argv: list[str] | None = None) -> dict:
                 folder = folders / f"{objective}-seed{seed}" if method == "adamw" else None
                 result, checkpoints = _run(objective, method, seed, args, task, folder)
                 curves[(objective, method, seed)] = result["curve"]
-                runs_for_summary.append(dict(task=objective, method=method, seed=seed, curve=result["curve"],
-                                             initial_metric=result["initial_metric"],
-                                             final_metric=result["final_metric"], events=result["events"],
-                                             device_name=result["device"], regime="post-training", notes=""))
+                runs_for_summary.append(
+                    dict(
+                        task=objective,
+                        method=method,
+                        seed=seed,
+                        curve=result["curve"],
+                        initial_metric=result["initial_metric"],
+                        final_metric=result["final_metric"],
+                        events=result["events"],
+                        device_name=result["device"],
+                        regime="post-training",
+                        notes="",
+                    )
+                )
                 if checkpoints is not None:
                     over_time[(objective, seed)] = trajectory(checkpoints)
                 else:
-                    stability[(objective, seed)] = [e["stability"] for e in result["events"]
-                                                    if e["stability"] is not None]
+                    stability[(objective, seed)] = [
+                        e["stability"] for e in result["events"] if e["stability"] is not None
+                    ]
     speed = summarise(runs_for_summary)
     seconds = time.perf_counter() - started
     report = _write(args, over_time, speed, stability, curves, seconds)
@@ -202,9 +232,13 @@ def _write(args, over_time: dict, speed: dict, stability: dict, curves: dict, se
     args.out.mkdir(parents=True, exist_ok=True)
     names = list(OBJECTIVES)
     per = {name: [over_time[(name, s)] for s in args.seeds] for name in names}
-    early = {name: {key: _mean(run["early"][key] for run in per[name])
-                    for key in ("cosine", "principal_angle", "energy_k", "top_share", "effective_rank")}
-             for name in names}
+    early = {
+        name: {
+            key: _mean(run["early"][key] for run in per[name])
+            for key in ("cosine", "principal_angle", "energy_k", "top_share", "effective_rank")
+        }
+        for name in names
+    }
     for name in names:  # the first checkpoint whose update has cosine >= SETTLED with the final one
         early[name]["settled_step"] = _mean(_settled(run) for run in per[name])
     early_step = per[names[0]][0]["early"]["early_step"]
@@ -220,12 +254,18 @@ def _write(args, over_time: dict, speed: dict, stability: dict, curves: dict, se
         return (x > y) == higher and x != y, f"{x:.{digits}f} vs {y:.{digits}f}{unit}"
 
     answers = [
-        (f"earlier alignment (higher cosine of the step-{early_step} update with the final one)",
-         *compare("cosine", True)),
-        (f"earlier alignment (smaller mean top-{K} principal angle at step {early_step})",
-         *compare("principal_angle", False, 1, " degrees")),
-        (f"earlier alignment (fewer steps until cos(U_t, U_final) >= {SETTLED})",
-         *compare("settled_step", False, 0, " steps")),
+        (
+            f"earlier alignment (higher cosine of the step-{early_step} update with the final one)",
+            *compare("cosine", True),
+        ),
+        (
+            f"earlier alignment (smaller mean top-{K} principal angle at step {early_step})",
+            *compare("principal_angle", False, 1, " degrees"),
+        ),
+        (
+            f"earlier alignment (fewer steps until cos(U_t, U_final) >= {SETTLED})",
+            *compare("settled_step", False, 0, " steps"),
+        ),
         (f"higher low-rank concentration of the final update (top-{K} energy)", *compare("energy_k", True)),
         ("more concentrated on a few modules (share in the top 10% of tensors)", *compare("top_share", True)),
         ("more stable on line (mean event stability under effopt)", *compare("stability", True)),
@@ -244,33 +284,53 @@ def _write(args, over_time: dict, speed: dict, stability: dict, curves: dict, se
         f"| OPD, compared with {names[1]} | {'yes/no'} | OPD vs {names[1]} |",
         "|---|---|---|",
     ]
-    lines += [f"| {what} | {'n/a' if ok is None else 'yes' if ok else 'no'} | {measured} |"
-              for what, ok, measured in answers]
-    lines += ["", "## Per seed", "",
-              "| objective | seed | cosine at early step | principal angle | top-4 energy (final) | effective rank "
-              "(final, median) | top-10% share | AdamW final metric | effopt speed-up (steps) | effopt final |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [
+        f"| {what} | {'n/a' if ok is None else 'yes' if ok else 'no'} | {measured} |" for what, ok, measured in answers
+    ]
+    lines += [
+        "",
+        "## Per seed",
+        "",
+        "| objective | seed | cosine at early step | principal angle | top-4 energy (final) | effective rank "
+        "(final, median) | top-10% share | AdamW final metric | effopt speed-up (steps) | effopt final |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for name in names:
         for seed, run in zip(args.seeds, per[name]):
             e = run["early"]
             base = curves[(name, "adamw", seed)][-1]["metric"]
             ours = curves[(name, "effopt", seed)][-1]["metric"]
-            lines.append(f"| {name} | {seed} | {_fmt(e['cosine'])} | {_fmt(e['principal_angle'], 1)} | "
-                         f"{_fmt(e['energy_k'])} | {_fmt(e['effective_rank'], 1)} | {_fmt(e['top_share'])} | "
-                         f"{base:.3f} | {_times(_speedup(name, seed, curves))} | {ours:.3f} |")
-    lines += ["", "## The gain: effopt's default on each objective", "",
-              "| objective | effopt speed-up to AdamW's target (steps, median over seeds) | "
-              "effopt final | AdamW final | mean event stability |", "|---|---:|---:|---:|---:|"]
+            lines.append(
+                f"| {name} | {seed} | {_fmt(e['cosine'])} | {_fmt(e['principal_angle'], 1)} | "
+                f"{_fmt(e['energy_k'])} | {_fmt(e['effective_rank'], 1)} | {_fmt(e['top_share'])} | "
+                f"{base:.3f} | {_times(_speedup(name, seed, curves))} | {ours:.3f} |"
+            )
+    lines += [
+        "",
+        "## The gain: effopt's default on each objective",
+        "",
+        "| objective | effopt speed-up to AdamW's target (steps, median over seeds) | "
+        "effopt final | AdamW final | mean event stability |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for name in names:  # no seconds: the AdamW runs write checkpoints inside their timed steps
         ours, base = speed[name]["effopt"], speed[name]["adamw"]
-        lines.append(f"| {name} | {_times(ours['speedup_steps'])} | "
-                     f"{ours['final_metric']:.3f} | {base['final_metric']:.3f} | {_fmt(stab[name])} |")
-    lines += ["", "## Where the final update goes (share of |U|^2 by module kind, mean over seeds)", "",
-              "| module | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+        lines.append(
+            f"| {name} | {_times(ours['speedup_steps'])} | "
+            f"{ours['final_metric']:.3f} | {base['final_metric']:.3f} | {_fmt(stab[name])} |"
+        )
+    lines += [
+        "",
+        "## Where the final update goes (share of |U|^2 by module kind, mean over seeds)",
+        "",
+        "| module | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
     kinds = list(per[names[0]][0]["modules"])
     for kind in kinds:
-        lines.append(f"| {kind} | " + " | ".join(_fmt(_mean(r["modules"].get(kind) for r in per[n])) for n in names)
-                     + " |")
+        lines.append(
+            f"| {kind} | " + " | ".join(_fmt(_mean(r["modules"].get(kind) for r in per[n])) for n in names) + " |"
+        )
     lines += ["", "![foresight](foresight.png)", ""]
     report = "\n".join(lines)
     (args.out / "FORESIGHT.md").write_text(report)
@@ -302,9 +362,14 @@ def _plot(args, over_time: dict, curves: dict, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("metric", "exact match (eval)"), ("top_share", "share of |U|^2 in top 10% of tensors"),
-              ("energy_k", f"top-{K} energy of U (matrices)"), ("effective_rank", "effective rank of U (median)"),
-              ("cosine", "cosine(U_t, U_final)"), ("principal_angle", f"mean top-{K} principal angle to U_final (deg)")]
+    panels = [
+        ("metric", "exact match (eval)"),
+        ("top_share", "share of |U|^2 in top 10% of tensors"),
+        ("energy_k", f"top-{K} energy of U (matrices)"),
+        ("effective_rank", "effective rank of U (median)"),
+        ("cosine", "cosine(U_t, U_final)"),
+        ("principal_angle", f"mean top-{K} principal angle to U_final (deg)"),
+    ]
     fig, axes = plt.subplots(2, 3, figsize=(14, 7))
     for i, name in enumerate(OBJECTIVES):
         colour = f"C{i}"
@@ -314,8 +379,14 @@ def _plot(args, over_time: dict, curves: dict, out: Path) -> None:
                 if key == "metric":
                     for method, style in (("adamw", "-"), ("effopt", "--")):
                         curve = curves[(name, method, seed)]
-                        ax.plot([p["step"] for p in curve], [p["metric"] for p in curve], style, color=colour,
-                                lw=1, label=f"{name} {method}" if j == 0 else None)
+                        ax.plot(
+                            [p["step"] for p in curve],
+                            [p["metric"] for p in curve],
+                            style,
+                            color=colour,
+                            lw=1,
+                            label=f"{name} {method}" if j == 0 else None,
+                        )
                 else:
                     run = over_time[(name, seed)]
                     ax.plot(run["steps"][1:], [f[key] for f in run["figures"][1:]], color=colour, lw=1, label=label)

@@ -43,8 +43,9 @@ json.dump({"curve": result["curve"], "capability": torch.backends.cpu.get_cpu_ca
 
 def run(setting: dict, optimizer: str, steps: int) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        subprocess.run([sys.executable, "-c", RUN, optimizer, str(steps), out.name], env=dict(os.environ, **setting),
-                       check=True)
+        subprocess.run(
+            [sys.executable, "-c", RUN, optimizer, str(steps), out.name], env=dict(os.environ, **setting), check=True
+        )
         return json.loads(Path(out.name).read_text())
 
 
@@ -55,19 +56,31 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     runs = {(name, opt): run(env, opt, args.steps) for name, env in SETTINGS.items() for opt in ("adamw", "effopt")}
     first = next(iter(SETTINGS))
-    rows = ["| setting | torch kernels | method | steps to target | steps to objective target | final metric | "
-            "curve identical to the default's |", "|---|---|---|---:|---:|---:|---|"]
+    rows = [
+        "| setting | torch kernels | method | steps to target | steps to objective target | final metric | "
+        "curve identical to the default's |",
+        "|---|---|---|---:|---:|---:|---|",
+    ]
     for (name, opt), r in runs.items():
         base = runs[(name, "adamw")]["curve"]
-        reach = [yardstick.reach(r["curve"], key, yardstick.target(base, key, higher), higher)[0]
-                 for key, higher in (("metric", True), ("objective", False))]
-        same = all(a[k] == b[k] for a, b in zip(r["curve"], runs[(first, opt)]["curve"])
-                   for k in ("metric", "objective", "retained"))
-        rows.append(f"| {name} | {r['capability']} | {opt} | {reach[0]} | {reach[1]} | "
-                    f"{yardstick.tail(r['curve'], 'metric'):.3f} | {'yes' if same else 'no'} |")
+        reach = [
+            yardstick.reach(r["curve"], key, yardstick.target(base, key, higher), higher)[0]
+            for key, higher in (("metric", True), ("objective", False))
+        ]
+        same = all(
+            a[k] == b[k]
+            for a, b in zip(r["curve"], runs[(first, opt)]["curve"])
+            for k in ("metric", "objective", "retained")
+        )
+        rows.append(
+            f"| {name} | {r['capability']} | {opt} | {reach[0]} | {reach[1]} | "
+            f"{yardstick.tail(r['curve'], 'metric'):.3f} | {'yes' if same else 'no'} |"
+        )
     args.out.mkdir(parents=True, exist_ok=True)
-    made = (f"Made by `python -m benchmarks.kernels` (steps {args.steps}) on {cpu_name()}, {os.cpu_count()} cores; "
-            "targets from each setting's own AdamW run.")
+    made = (
+        f"Made by `python -m benchmarks.kernels` (steps {args.steps}) on {cpu_name()}, {os.cpu_count()} cores; "
+        "targets from each setting's own AdamW run."
+    )
     about = __doc__.split("\n\n")[2].replace("\n", " ")
     text = "\n".join(["# One opd-near case under several kernel settings", "", about, "", made, "", *rows, ""])
     (args.out / "KERNELS.md").write_text(text)

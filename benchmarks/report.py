@@ -58,9 +58,12 @@ def summarise(runs: list[dict]) -> dict:
         base_runs = methods.get(BASELINE, {})
         targets = {case: targets_of(r) for case, r in base_runs.items()}
         base_reach = {case: _reach_all(base_runs[case]["curve"], t) for case, t in targets.items()}
-        base_modelled = {case: yardstick.modelled_seconds(base_reach[case]["metric"][0], r["events"],
-                                                          yardstick.probe_bill(r["curve"], r["events"]))
-                         for case, r in base_runs.items()}
+        base_modelled = {
+            case: yardstick.modelled_seconds(
+                base_reach[case]["metric"][0], r["events"], yardstick.probe_bill(r["curve"], r["events"])
+            )
+            for case, r in base_runs.items()
+        }
         tuned_runs = methods.get(TUNED, {})
         tuned_reach = {case: _reach_all(r["curve"], targets[case]) for case, r in tuned_runs.items() if case in targets}
         summary[task] = {}
@@ -90,11 +93,13 @@ def summarise(runs: list[dict]) -> dict:
                     "drift_final": tail(r["curve"], "drift"),
                     "initial_metric": r["initial_metric"],
                     "initial_retained": r["curve"][0].get("retained"),
-                    "baseline_gain": (None if base_curve is None
-                                      else tail(base_curve, "metric") - base_curve[0]["metric"]),
+                    "baseline_gain": (
+                        None if base_curve is None else tail(base_curve, "metric") - base_curve[0]["metric"]
+                    ),
                     "metric_target": targets.get(case, {}).get("metric"),
-                    "metric_target_conditioned": None if base_curve is None else yardstick.conditioned(
-                        base_curve, "metric", base_runs[case].get("metric_examples")),
+                    "metric_target_conditioned": None
+                    if base_curve is None
+                    else yardstick.conditioned(base_curve, "metric", base_runs[case].get("metric_examples")),
                     "speedup_steps": None if base is None else ratio(base["metric"][0], steps),
                     "speedup_seconds": None if base is None else ratio(base["metric"][1], seconds),
                     "modelled_seconds_to_target": modelled,
@@ -102,37 +107,227 @@ def summarise(runs: list[dict]) -> dict:
                     "probe_share": bill["probe_share"],
                     "probe_calls_per_100_steps": bill["probe_calls_per_100_steps"],
                     "speedup_objective": None if base is None else ratio(base["objective"][0], got["objective"][0]),
-                    "speedup_steps_vs_tuned": (ratio(tuned_reach[case]["metric"][0], steps) if case in tuned_reach
-                                               else None),
+                    "speedup_steps_vs_tuned": (
+                        ratio(tuned_reach[case]["metric"][0], steps) if case in tuned_reach else None
+                    ),
                     "events": len(r["events"]),
+                    "commit": r.get("commit"),
+                    "dirty": r.get("dirty"),
+                    "budget_steps": r["curve"][-1]["step"],
+                    "train_seconds": r["curve"][-1]["train_seconds"],
                 }
             first = cases[min(cases)]
-            summary[task][method] = dict(_figures(per_seed.values()), **{
-                "seeds": sorted({r["seed"] for r in cases.values()}),
-                "instances": sorted({r.get("instance", 0) for r in cases.values()}),
-                "device": first["device_name"],
-                "lr": first.get("lr"),
-                "lr_multiple": first.get("lr_multiple"),
-                "per_seed": per_seed,
-                "per_instance": {str(i): {k: v for k, v in _figures([f for f in per_seed.values()
-                                                                     if f["instance"] == i]).items()
-                                          if not k.endswith("_per_seed")}
-                                 for i in sorted({f["instance"] for f in per_seed.values()})},
-                # for the report's tables
-                "target": median_of([t["metric"] for t in targets.values()]),
-                "objective_target": median_of([t["objective"] for t in targets.values()]),
-                "budget_steps": first["curve"][-1]["step"],
-                "first_seed_run_seconds": first.get("run_seconds", 0.0),
-                "events": statistics.median(n_events),
-                "accepted_multipliers": accepted,
-                "reused": first.get("reused"),
-                "regime": first["regime"],
-                "notes": first["notes"],
-            })
+            summary[task][method] = dict(
+                _figures(per_seed.values()),
+                **{
+                    "seeds": sorted({r["seed"] for r in cases.values()}),
+                    "instances": sorted({r.get("instance", 0) for r in cases.values()}),
+                    "device": first["device_name"],
+                    "lr": first.get("lr"),
+                    "lr_multiple": first.get("lr_multiple"),
+                    "per_seed": per_seed,
+                    "per_instance": {
+                        str(i): {
+                            k: v
+                            for k, v in _figures([f for f in per_seed.values() if f["instance"] == i]).items()
+                            if not k.endswith("_per_seed")
+                        }
+                        for i in sorted({f["instance"] for f in per_seed.values()})
+                    },
+                    # for the report's tables
+                    "target": median_of([t["metric"] for t in targets.values()]),
+                    "objective_target": median_of([t["objective"] for t in targets.values()]),
+                    "budget_steps": first["curve"][-1]["step"],
+                    "first_seed_run_seconds": first.get("run_seconds", 0.0),
+                    "events": statistics.median(n_events),
+                    "accepted_multipliers": accepted,
+                    "reused": first.get("reused"),
+                    "regime": first["regime"],
+                    "notes": first["notes"],
+                    "commit": _commit_text(cases.values()),
+                },
+            )
             per_instance = summary[task][method]["per_instance"]
             worst = [f["speedup_decisive"] for f in per_instance.values()]
-            summary[task][method]["worst_instance_speedup"] = (min(worst) if worst and None not in worst else None)
+            summary[task][method]["worst_instance_speedup"] = min(worst) if worst and None not in worst else None
+        self_tuning(summary[task])
     return summary
+
+
+#: The rows that the self-tuning view scores against adamw-tuned: the lr-free ones pay for no sweep, the tuned ones do
+SELF_TUNED = ("effopt", "effopt-noscale", "prodigy", "effopt-budget", "effopt-guard")
+
+
+def _decisive(case: dict) -> tuple[float | None, float | None]:
+    """(steps, seconds) to the case's decisive target: the metric's where it has one, else the objective's."""
+    if case["metric_target"] is not None:
+        return case["steps_to_target"], case["seconds_to_target"]
+    return case["steps_to_objective_target"], case["seconds_to_objective_target"]
+
+
+def _is_grid(method: str) -> bool:
+    return method.startswith(f"{BASELINE}-") and method.endswith("x")
+
+
+def self_tuning(methods: dict) -> None:
+    """AlgoPerf's two rulesets, added to a task's figures in place (where it has an lr grid and `adamw-tuned`).
+
+    External tuning: adamw-tuned's cost is its own run (the sweep is free), as in the race table. Self-tuning: its cost
+    is the whole sweep on the instance (every grid run, the task lr's included, up to the decisive target, or to its
+    budget where it never gets there; in steps and in training seconds) plus its own run to the target; a tuned effopt
+    row pays the same sweep. Rows in SELF_TUNED, which tune nothing, pay for their own run alone. Adds, per row,
+    `speedup_vs_tuned_external` and `speedup_vs_tuned_self_tuning` (steps) and the same for seconds, medians over
+    cases; and to adamw-tuned, `sweep` (per instance: steps, seconds, runs) and its self-tuning steps and seconds."""
+    tuned = methods.get(TUNED)
+    grid = {m: f for m, f in methods.items() if m == BASELINE or _is_grid(m)}
+    if tuned is None or len(grid) < 2:
+        return
+    firsts = {c["instance"]: c["seed"] for m, f in grid.items() if m != BASELINE for c in f["per_seed"].values()}
+    sweep: dict[int, dict] = {}
+    for f in grid.values():  # each grid run, the task lr's on the same seed among them
+        for case in f["per_seed"].values():
+            if firsts.get(case["instance"]) != case["seed"]:
+                continue
+            steps, seconds = _decisive(case)
+            cost = sweep.setdefault(case["instance"], {"steps": 0, "seconds": 0.0, "runs": 0})
+            cost["steps"] += case["budget_steps"] if steps is None else steps
+            cost["seconds"] += case["train_seconds"] if seconds is None else seconds
+            cost["runs"] += 1
+
+    def cost_of(f: dict, case_key: str, with_sweep: bool) -> tuple[float | None, float | None]:
+        case = f["per_seed"][case_key]
+        steps, seconds = _decisive(case)
+        if steps is None or not with_sweep:
+            return steps, seconds
+        paid = sweep.get(case["instance"], {"steps": 0, "seconds": 0.0})
+        return steps + paid["steps"], (None if seconds is None else seconds + paid["seconds"])
+
+    tuned_self = {k: cost_of(tuned, k, True) for k in tuned["per_seed"]}
+    tuned["sweep"] = {str(i): c for i, c in sorted(sweep.items())}
+    tuned["self_tuning_steps_to_target"] = median_never([v[0] for v in tuned_self.values()])
+    tuned["self_tuning_seconds_to_target"] = median_never([v[1] for v in tuned_self.values()])
+    for method, f in methods.items():
+        if method not in SELF_TUNED + (TUNED, "effopt-tuned"):
+            continue
+        pays = method in (TUNED, "effopt-tuned")
+        for view, with_sweep in (("external", False), ("self_tuning", True)):
+            steps_ratio, seconds_ratio = [], []
+            for key in f["per_seed"]:
+                if key not in tuned["per_seed"]:
+                    continue
+                ref = cost_of(tuned, key, with_sweep)
+                own = cost_of(f, key, with_sweep and pays)
+                steps_ratio.append(ratio(ref[0], own[0]))
+                seconds_ratio.append(ratio(ref[1], own[1]))
+            f[f"speedup_vs_tuned_{view}"] = median_of(steps_ratio)
+            f[f"speedup_vs_tuned_{view}_seconds"] = median_of(seconds_ratio)
+
+
+def self_tuning_table(summary: dict) -> list[str]:
+    rows = []
+    for task, methods in summary.items():
+        tuned = methods.get(TUNED)
+        if tuned is None or "sweep" not in tuned:
+            continue
+        for method in (TUNED, "effopt-tuned") + SELF_TUNED:
+            f = methods.get(method)
+            if f is None or "speedup_vs_tuned_external" not in f:
+                continue
+            cost = sweep = ""
+            if method == TUNED:
+                cost = (
+                    f"{fmt(tuned['self_tuning_steps_to_target'], 0)} steps, "
+                    f"{fmt(tuned['self_tuning_seconds_to_target'], 1)} s"
+                )
+                sweep = "; ".join(
+                    f"instance {i}: {c['runs']} runs, {c['steps']} steps, {c['seconds']:.0f} s"
+                    for i, c in tuned["sweep"].items()
+                )
+            rows.append(
+                f"| {task} | {method} | {cost} | {sweep} | {times(f['speedup_vs_tuned_external'])} | "
+                f"{times(f['speedup_vs_tuned_external_seconds'])} | {times(f['speedup_vs_tuned_self_tuning'])} "
+                f"| {times(f['speedup_vs_tuned_self_tuning_seconds'])} |"
+            )
+    if not rows:
+        return []
+    return [
+        "## Two rulesets: external tuning and self-tuning",
+        "",
+        "AlgoPerf scores an optimizer under two rulesets. External tuning: the lr sweep is free, and adamw-tuned "
+        "costs its own run (the race table's `speed-up vs adamw-tuned`). Self-tuning: tuning is part of the "
+        "score, so adamw-tuned (and effopt-tuned) cost the whole sweep on the instance, every grid run and the "
+        "task lr's up to the decisive target (the metric's, or the objective's where the metric has none) or to "
+        "their budget where they never get there, plus their own run; effopt, effopt-noscale and Prodigy tune "
+        "nothing and pay their own run alone. Speed-ups are adamw-tuned's cost over the row's, per case, median.",
+        "",
+        "| task | method | self-tuning cost to target (median) | the sweep | speed-up vs adamw-tuned, external "
+        "tuning (steps) | (seconds) | self-tuning (steps) | (seconds) |",
+        "|---|---|---:|---|---:|---:|---:|---:|",
+        *rows,
+        "",
+    ]
+
+
+def _commit_text(runs) -> str | None:
+    """The commit that made `runs` (with " (dirty tree)" where a tree differed from it); several, comma-joined."""
+    made = sorted({f"{r['commit']}{' (dirty tree)' if r.get('dirty') else ''}" for r in runs if r.get("commit")})
+    return ", ".join(made) if made else None
+
+
+def seconds_split_table(runs: list[dict]) -> list[str]:
+    """Where a loop splits its training seconds (reference.smol: generate, teacher, student, update, probe): per task
+    and method, the mean per step over its runs, and a probe call's cost in base steps."""
+    rows = []
+    for (task, method), group in sorted(_group(r for r in runs if r.get("seconds_split") and not r.get("reused"))):
+        steps = sum(r["curve"][-1]["step"] for r in group)
+        split = {k: sum(r["seconds_split"][k] for r in group) / steps for k in group[0]["seconds_split"]}
+        calls = sum(yardstick.probe_calls(e) for r in group for e in r["events"])
+        base = sum(v for k, v in split.items() if k != "probe")
+        per_call = "" if not calls else f"{split['probe'] * steps / calls / base:.2f}"
+        rows.append(
+            f"| {task} | {method} | {len(group)} | "
+            + " | ".join(f"{v:.2f}" for v in split.values())
+            + f" | {sum(split.values()):.2f} | {per_call} |"
+        )
+    if not rows:
+        return []
+    keys = next(r for r in runs if r.get("seconds_split"))["seconds_split"]
+    return [
+        "## Where a step's seconds go",
+        "",
+        "Training seconds per step, mean over the runs (a reused run counted once); the probe column is "
+        "extrapolation events (probe calls and moves) spread over the steps; a probe call's cost is in base steps "
+        "(a step's seconds without events).",
+        "",
+        "| task | method | runs | " + " | ".join(keys) + " | total | probe call (base steps) |",
+        "|---|---|---:|" + "---:|" * (len(keys) + 2),
+        *rows,
+        "",
+    ]
+
+
+def _group(runs) -> list[tuple[tuple[str, str], list[dict]]]:
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in runs:
+        groups[(r["task"], r["method"])].append(r)
+    return list(groups.items())
+
+
+def sources(runs: list[dict]) -> list[str]:
+    """REPORT.md's statement of which commit made which rows: one line where one clean commit made them all, else a
+    loud list."""
+    by_commit: dict[str, list[str]] = defaultdict(list)
+    for r in runs:
+        by_commit[_commit_text([r]) or "unrecorded (made before runs recorded their commit)"].append(
+            f"{r['task']}/{r['method']}"
+        )
+    if len(by_commit) == 1 and "dirty" not in next(iter(by_commit)) and "unrecorded" not in next(iter(by_commit)):
+        return [f"Every run was made by commit `{next(iter(by_commit))}`.", ""]
+    lines = ["**WARNING: these rows do not all come from one clean commit.**", ""]
+    for commit, rows in sorted(by_commit.items()):
+        tasks = sorted({r.split("/")[0] for r in rows})
+        lines.append(f"- `{commit}`: {len(rows)} runs ({', '.join(tasks)})")
+    return lines + [""]
 
 
 def _figures(cases) -> dict:
@@ -176,10 +371,37 @@ def _figures(cases) -> dict:
     }
 
 
-PUBLISHED = ("steps_to_target", "seconds_to_target", "final_metric", "speedup_steps", "speedup_seconds", "seeds",
-             "instances", "device", "lr", "retained_final", "steps_to_objective_target", "seconds_to_objective_target",
-             "speedup_steps_vs_tuned", "speedup_objective", "worst_instance_speedup", "modelled_seconds_to_target",
-             "speedup_modelled_seconds", "probe_share", "probe_calls_per_100_steps", "per_instance", "per_seed")
+PUBLISHED = (
+    "steps_to_target",
+    "seconds_to_target",
+    "final_metric",
+    "speedup_steps",
+    "speedup_seconds",
+    "seeds",
+    "instances",
+    "device",
+    "lr",
+    "retained_final",
+    "steps_to_objective_target",
+    "seconds_to_objective_target",
+    "speedup_steps_vs_tuned",
+    "speedup_objective",
+    "worst_instance_speedup",
+    "modelled_seconds_to_target",
+    "speedup_modelled_seconds",
+    "probe_share",
+    "probe_calls_per_100_steps",
+    "per_instance",
+    "per_seed",
+    "speedup_vs_tuned_external",
+    "speedup_vs_tuned_external_seconds",
+    "speedup_vs_tuned_self_tuning",
+    "speedup_vs_tuned_self_tuning_seconds",
+    "sweep",
+    "self_tuning_steps_to_target",
+    "self_tuning_seconds_to_target",
+    "commit",
+)
 
 
 def stability_table(runs: list[dict], summary: dict) -> list[str]:
@@ -187,8 +409,13 @@ def stability_table(runs: list[dict], summary: dict) -> list[str]:
     rows, points = [], []
     for task, methods in summary.items():
         ours = methods.get("effopt")
-        stability = [e["stability"] for r in runs if r["task"] == task and r["method"] == "effopt"
-                     for e in r["events"] if e.get("stability") is not None]
+        stability = [
+            e["stability"]
+            for r in runs
+            if r["task"] == task and r["method"] == "effopt"
+            for e in r["events"]
+            if e.get("stability") is not None
+        ]
         if not ours or not stability:
             continue
         stab = statistics.fmean(stability)
@@ -210,8 +437,11 @@ def stability_table(runs: list[dict], summary: dict) -> list[str]:
         *rows,
         "",
         f"Spearman rank correlation over these {len(rows)} tasks: "
-        + (f"{rho:.2f} (few tasks: a hint, not a test)." if rho is not None
-           else "n/a (it needs three tasks that vary)."),
+        + (
+            f"{rho:.2f} (few tasks: a hint, not a test)."
+            if rho is not None
+            else "n/a (it needs three tasks that vary)."
+        ),
         "",
     ]
 
@@ -265,19 +495,27 @@ def race_table(methods: dict) -> str:
     for method, f in methods.items():
         cells = [method, _lr(f), _steps(f, "steps_to_target", "reached"), _seconds(f, "seconds_to_target")]
         if objective:
-            cells += [_steps(f, "steps_to_objective_target", "reached_objective"),
-                      _seconds(f, "seconds_to_objective_target")]
+            cells += [
+                _steps(f, "steps_to_objective_target", "reached_objective"),
+                _seconds(f, "seconds_to_objective_target"),
+            ]
         cells.append(na(f["final_metric"], 3))
         if objective:
             cells.append(na(f["final_objective"], 3))
         if retained:
             cells.append(na(f["retained_final"], 3))
-        cells += [speedups(f["speedup_steps_per_seed"]), speedups(f["speedup_seconds_per_seed"]),
-                  speedups(f["speedup_modelled_seconds_per_seed"])]
+        cells += [
+            speedups(f["speedup_steps_per_seed"]),
+            speedups(f["speedup_seconds_per_seed"]),
+            speedups(f["speedup_modelled_seconds_per_seed"]),
+        ]
         if objective:
             cells.append(speedups(f["speedup_objective_per_seed"]))
-        cells += [times(f["speedup_steps_vs_tuned"]), f"{f['probe_share']:.0%}",
-                  f"{f['probe_calls_per_100_steps']:.1f}"]
+        cells += [
+            times(f["speedup_steps_vs_tuned"]),
+            f"{f['probe_share']:.0%}",
+            f"{f['probe_calls_per_100_steps']:.1f}",
+        ]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -287,40 +525,55 @@ def grid_table(methods: dict) -> list[str]:
     tuned = methods.get(TUNED)
     if len(grid) < 2 or tuned is None:
         return []
-    rows = ["| instance | lr | steps to target (its first seed) | steps to objective target | final metric | "
-            "final retained | retained at target (that point) | chosen |", "|---|---|---:|---:|---:|---:|---:|---|"]
+    rows = [
+        "| instance | lr | steps to target (its first seed) | steps to objective target | final metric | "
+        "final retained | retained at target (that point) | chosen |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
     chosen_lr = {c["instance"]: c["lr"] for c in tuned["per_seed"].values()}
     for method, f in sorted(grid.items(), key=lambda kv: kv[1]["lr"]):
         for first in f["per_seed"].values():  # the grid runs on each instance's first seed only
-            if method == BASELINE and first["seed"] != min(c["seed"] for c in f["per_seed"].values()
-                                                           if c["instance"] == first["instance"]):
+            if method == BASELINE and first["seed"] != min(
+                c["seed"] for c in f["per_seed"].values() if c["instance"] == first["instance"]
+            ):
                 continue
             chosen = "yes" if math.isclose(first["lr"], chosen_lr.get(first["instance"], math.nan)) else ""
-            rows.append(f"| {first['instance']} | {first['lr']:.3g} ({first['lr'] / f['lr'] * f['lr_multiple']:g}x) | "
-                        f"{fmt(first['steps_to_target'], 0)} | {fmt(first['steps_to_objective_target'], 0)} | "
-                        f"{na(first['final_metric'], 3)} | {na(first['retained_final'], 3)} | "
-                        f"{na(first['retained_at_target'], 3)} | {chosen} |")
+            rows.append(
+                f"| {first['instance']} | {first['lr']:.3g} ({first['lr'] / f['lr'] * f['lr_multiple']:g}x) | "
+                f"{fmt(first['steps_to_target'], 0)} | {fmt(first['steps_to_objective_target'], 0)} | "
+                f"{na(first['final_metric'], 3)} | {na(first['retained_final'], 3)} | "
+                f"{na(first['retained_at_target'], 3)} | {chosen} |"
+            )
     rows = rows[:2] + sorted(rows[2:], key=lambda row: int(row.split("|")[1]))
     extra = [f for m, f in grid.items() if m != BASELINE]
     steps = sum(f["budget_steps"] * f["cases"] for f in extra)
     seconds = sum(f["first_seed_run_seconds"] * f["cases"] for f in extra)
-    return [f"AdamW's lr grid on each instance's first seed, from which `{TUNED}` is chosen for that instance: the "
-            f"fewest steps to the target among the lrs whose final retained skill is within {RETAINED_TOLERANCE} of "
-            f"the task lr's. The sweep cost {steps} steps and about {seconds / 60:.1f} minutes of runs (evaluation "
-            f"included) beyond the task-lr runs. On that seed, `{TUNED}` is the chosen grid run itself: picked for "
-            "being fastest there, which favours it.",
-            "", *rows, ""]
+    return [
+        f"AdamW's lr grid on each instance's first seed, from which `{TUNED}` is chosen for that instance: the "
+        f"fewest steps to the target among the lrs whose final retained skill is within {RETAINED_TOLERANCE} of "
+        f"the task lr's. The sweep cost {steps} steps and about {seconds / 60:.1f} minutes of runs (evaluation "
+        f"included) beyond the task-lr runs. On that seed, `{TUNED}` is the chosen grid run itself: picked for "
+        "being fastest there, which favours it.",
+        "",
+        *rows,
+        "",
+    ]
 
 
 def detail_table(methods: dict) -> str:
-    rows = ["| method | cases (instance x seed) | events (median) | multipliers accepted (median, max) | "
-            "retained at target (that point) | "
-            "drift (KL to start on the retained skill) |", "|---|---|---:|---|---:|---:|"]
+    rows = [
+        "| method | cases (instance x seed) | events (median) | multipliers accepted (median, max) | "
+        "retained at target (that point) | "
+        "drift (KL to start on the retained skill) |",
+        "|---|---|---:|---|---:|---:|",
+    ]
     for method, f in methods.items():
         acc = f["accepted_multipliers"]
         mult = f"{statistics.median(acc):.2f}, {max(acc):.2f}" if acc else ""
-        rows.append(f"| {method} | {f['cases']} | {f['events']:.0f} | {mult} | {na(f['retained_at_target'], 3)} | "
-                    f"{na(f['drift_final'], 4)} |")
+        rows.append(
+            f"| {method} | {f['cases']} | {f['events']:.0f} | {mult} | {na(f['retained_at_target'], 3)} | "
+            f"{na(f['drift_final'], 4)} |"
+        )
     return "\n".join(rows)
 
 
@@ -377,8 +630,9 @@ def plot(task: str, runs: list[dict], out: Path, target: float | None = None, me
             values = [[c[j][key] for c in curves] for j in range(n)]
             ax.plot(x, [statistics.median(v) for v in values], label=method if ax is axes[0] else None, **style)
             if len(curves) > 1:
-                ax.fill_between(x, [min(v) for v in values], [max(v) for v in values], color=style["color"],
-                                alpha=0.12, lw=0)
+                ax.fill_between(
+                    x, [min(v) for v in values], [max(v) for v in values], color=style["color"], alpha=0.12, lw=0
+                )
     for ax in axes[:2]:
         ax.set_ylabel("task metric (higher is better)")
         if target is not None:
@@ -424,9 +678,11 @@ def cpu_text(data: dict, runs: list[dict]) -> str:
     """The CPU the figures come from, as pytest-benchmark's machine_info saw it, with torch's kernel level."""
     cpu = data.get("machine_info", {}).get("cpu", {})
     level = sorted({r.get("cpu_capability") for r in runs if r.get("cpu_capability")})
-    return (f"{cpu.get('brand_raw', 'unknown')} (vendor {cpu.get('vendor_id_raw', '?')}, "
-            f"family {cpu.get('family', '?')}, model {cpu.get('model', '?')}), {cpu.get('count', '?')} cores"
-            + (f", torch kernels {'/'.join(level)}" if level else ""))
+    return (
+        f"{cpu.get('brand_raw', 'unknown')} (vendor {cpu.get('vendor_id_raw', '?')}, "
+        f"family {cpu.get('family', '?')}, model {cpu.get('model', '?')}), {cpu.get('count', '?')} cores"
+        + (f", torch kernels {'/'.join(level)}" if level else "")
+    )
 
 
 def instance_table(methods: dict) -> list[str]:
@@ -434,38 +690,55 @@ def instance_table(methods: dict) -> list[str]:
     base = methods.get(BASELINE)
     if base is None or len(base["per_instance"]) < 2:
         return []
-    rows = ["| instance | start metric | start retained | adamw's gain (metric targets well-conditioned) | method | lr "
-            "| speed-up in steps (decisive) | to the objective | in seconds | vs adamw-tuned | final retained |",
-            "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|"]
+    rows = [
+        "| instance | start metric | start retained | adamw's gain (metric targets well-conditioned) | method | lr "
+        "| speed-up in steps (decisive) | to the objective | in seconds | vs adamw-tuned | final retained |",
+        "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for instance, b in base["per_instance"].items():
         for method, f in methods.items():
             if method == BASELINE or instance not in f["per_instance"]:
                 continue
             i = f["per_instance"][instance]
             lrs = sorted({c["lr"] for c in f["per_seed"].values() if str(c["instance"]) == instance}, key=str)
-            rows.append(f"| {instance} | {na(b['initial_metric'])} | {na(b['initial_retained'])} | "
-                        f"{na(b['baseline_gain'])} ({b['conditioned']}) | {method} | "
-                        f"{', '.join(lr_text(lr) for lr in lrs)} | {times(i['speedup_decisive'])} | "
-                        f"{times(i['speedup_objective'])} | {times(i['speedup_seconds'])} | "
-                        f"{times(i['speedup_steps_vs_tuned'])} | {na(i['retained_final'])} |")
-    return ["Per instance (medians over each instance's seeds; the decisive speed-up is the metric's where its target "
-            "is well-conditioned, else the objective's):", "", *rows, ""]
+            rows.append(
+                f"| {instance} | {na(b['initial_metric'])} | {na(b['initial_retained'])} | "
+                f"{na(b['baseline_gain'])} ({b['conditioned']}) | {method} | "
+                f"{', '.join(lr_text(lr) for lr in lrs)} | {times(i['speedup_decisive'])} | "
+                f"{times(i['speedup_objective'])} | {times(i['speedup_seconds'])} | "
+                f"{times(i['speedup_steps_vs_tuned'])} | {na(i['retained_final'])} |"
+            )
+    return [
+        "Per instance (medians over each instance's seeds; the decisive speed-up is the metric's where its target "
+        "is well-conditioned, else the objective's):",
+        "",
+        *rows,
+        "",
+    ]
 
 
 def clock_agreement(summary: dict) -> list[str]:
     """How far measured seconds to target sit from the clock model's (yardstick.modelled_seconds), over every run."""
-    gaps = [abs(c["seconds_to_target"] / c["modelled_seconds_to_target"] - 1)
-            for methods in summary.values() for f in methods.values() for c in f["per_seed"].values()
-            if c["seconds_to_target"] and c["modelled_seconds_to_target"]]
+    gaps = [
+        abs(c["seconds_to_target"] / c["modelled_seconds_to_target"] - 1)
+        for methods in summary.values()
+        for f in methods.values()
+        for c in f["per_seed"].values()
+        if c["seconds_to_target"] and c["modelled_seconds_to_target"]
+    ]
     if not gaps:
         return []
     gaps.sort()
-    return ["## Measured and modelled seconds", "",
-            f"Over the {len(gaps)} runs that reached their target, measured seconds to target differ from the clock "
-            f"model's (steps x the run's plain-step seconds + probe calls x its seconds per call) by a median of "
-            f"{statistics.median(gaps):.1%}, 90th percentile {gaps[int(0.9 * (len(gaps) - 1))]:.1%}, at most "
-            f"{gaps[-1]:.1%}. The model keeps each run's own costs and drops when, within the run, the machine was "
-            "slow.", ""]
+    return [
+        "## Measured and modelled seconds",
+        "",
+        f"Over the {len(gaps)} runs that reached their target, measured seconds to target differ from the clock "
+        f"model's (steps x the run's plain-step seconds + probe calls x its seconds per call) by a median of "
+        f"{statistics.median(gaps):.1%}, 90th percentile {gaps[int(0.9 * (len(gaps) - 1))]:.1%}, at most "
+        f"{gaps[-1]:.1%}. The model keeps each run's own costs and drops when, within the run, the machine was "
+        "slow.",
+        "",
+    ]
 
 
 def predictors(runs: list[dict], summary: dict) -> list[str]:
@@ -483,21 +756,34 @@ def predictors(runs: list[dict], summary: dict) -> list[str]:
         signals = {
             "start metric": [f["initial_metric"] for _, f in cases],
             "adamw's gain": [f["baseline_gain"] for _, f in cases],
-            "mean accepted multiplier": [statistics.fmean([e["accepted"] for e in by_case[c]["events"]] or [1.0])
-                                         for c, _ in cases],
-            "mean event stability": [statistics.fmean([e["stability"] for e in by_case[c]["events"]
-                                                       if e.get("stability") is not None] or [0.0]) for c, _ in cases],
+            "mean accepted multiplier": [
+                statistics.fmean([e["accepted"] for e in by_case[c]["events"]] or [1.0]) for c, _ in cases
+            ],
+            "mean event stability": [
+                statistics.fmean(
+                    [e["stability"] for e in by_case[c]["events"] if e.get("stability") is not None] or [0.0]
+                )
+                for c, _ in cases
+            ],
         }
-        cells = [fmt(spearman(values, speed)) if spearman(values, speed) is not None else "n/a"
-                 for values in signals.values()]
+        cells = [
+            fmt(spearman(values, speed)) if spearman(values, speed) is not None else "n/a"
+            for values in signals.values()
+        ]
         rows.append(f"| {task} | {len(cases)} | " + " | ".join(cells) + " |")
     if not rows:
         return []
-    return ["## What predicts effopt's speed-up", "",
-            "Spearman rank correlation, over each task's cases (instance x seed), between effopt's decisive speed-up "
-            "in steps and a property of the case read before or during the run. Few cases: a hint, not a test.", "",
-            "| task | cases | start metric | adamw's gain | mean accepted multiplier | mean event stability |",
-            "|---|---:|---:|---:|---:|---:|", *rows, ""]
+    return [
+        "## What predicts effopt's speed-up",
+        "",
+        "Spearman rank correlation, over each task's cases (instance x seed), between effopt's decisive speed-up "
+        "in steps and a property of the case read before or during the run. Few cases: a hint, not a test.",
+        "",
+        "| task | cases | start metric | adamw's gain | mean accepted multiplier | mean event stability |",
+        "|---|---:|---:|---:|---:|---:|",
+        *rows,
+        "",
+    ]
 
 
 def write_report(data: dict, source: Path, out: Path = RESULTS, readme: Path | None = README) -> str:
@@ -505,8 +791,10 @@ def write_report(data: dict, source: Path, out: Path = RESULTS, readme: Path | N
     overhead = [b["extra_info"] for b in data["benchmarks"] if b["extra_info"].get("kind") == "overhead"]
     summary = summarise(runs)
     out.mkdir(parents=True, exist_ok=True)
-    published = {task: {m: {k: f[k] for k in PUBLISHED} for m, f in methods.items()}
-                 for task, methods in summary.items()}
+    published = {
+        task: {m: {k: f[k] for k in PUBLISHED if k in f} for m, f in methods.items()}
+        for task, methods in summary.items()
+    }
     (out / "summary.json").write_text(json.dumps(published, indent=1) + "\n")
 
     mode = runs[0]["mode"] if runs else "?"
@@ -521,20 +809,24 @@ def write_report(data: dict, source: Path, out: Path = RESULTS, readme: Path | N
         "",
         RULES,
         "",
+        *sources(runs),
         "## Goals (each checked on this run)",
         "",
         "| goal | met | measured |",
         "|---|---|---|",
-        *[f"| {what} | {'not run' if ok is None else 'yes' if ok else 'NO'} | {measured} |"
-          for what, ok, measured in all_goals(summary)],
+        *[
+            f"| {what} | {'not run' if ok is None else 'yes' if ok else 'NO'} | {measured} |"
+            for what, ok, measured in all_goals(summary)
+        ],
         "",
     ]
     for task, methods in summary.items():
         first = methods.get(BASELINE) or next(iter(methods.values()))
         order = sorted(methods, key=lambda m: (m not in HEADLINE, HEADLINE.index(m) if m in HEADLINE else 0))
         ordered = {m: methods[m] for m in order if not (m.startswith(f"{BASELINE}-") and m.endswith("x"))}
-        start_retained = ("" if first["initial_retained"] is None
-                          else f", retained at the start {first['initial_retained']:.3f}")
+        start_retained = (
+            "" if first["initial_retained"] is None else f", retained at the start {first['initial_retained']:.3f}"
+        )
         objective = "" if first["objective_target"] is None else f"; objective target {first['objective_target']:.4f}"
         lines += [
             f"## {task}: {first['regime']}",
@@ -552,11 +844,23 @@ def write_report(data: dict, source: Path, out: Path = RESULTS, readme: Path | N
             f"![{task}]({task}.png)",
             "",
         ]
-        plot(task, [r for r in runs if r["task"] == task], out / f"{task}.png", first["target"],
-             tuple(m for m in ordered))
+        plot(
+            task,
+            [r for r in runs if r["task"] == task],
+            out / f"{task}.png",
+            first["target"],
+            tuple(m for m in ordered),
+        )
         if task == README_PLOT:  # the README's: the headline rows only
-            plot(task, [r for r in runs if r["task"] == task], out / f"{task}-headline.png", first["target"],
-                 tuple(m for m in ordered if m in HEADLINE))
+            plot(
+                task,
+                [r for r in runs if r["task"] == task],
+                out / f"{task}-headline.png",
+                first["target"],
+                tuple(m for m in ordered if m in HEADLINE),
+            )
+    lines += self_tuning_table(summary)
+    lines += seconds_split_table(runs)
     lines += clock_agreement(summary)
     lines += predictors(runs, summary)
     lines += stability_table(runs, summary)
@@ -569,35 +873,117 @@ def write_report(data: dict, source: Path, out: Path = RESULTS, readme: Path | N
     return report
 
 
-def _update_readme(readme: Path, summary: dict, mode: str, device: str, cpu: str) -> None:
+#: `make real`'s summary: the real model's race, reported on its own; its rows come first in the README's block
+REAL_SUMMARY = RESULTS / "real" / "summary.json"
+#: the README's headline table: each of these rows against adamw at the task's lr
+README_ROWS = ("effopt", TUNED, "prodigy")
+
+
+def from_published(published: dict) -> dict:
+    """summary.json's {task: {method: figures}} with what the goals (benchmarks.goals.all_goals) and the README's block
+    read besides: `_figures`' medians, counts and per-case lists, recomputed from each row's published per_seed cases
+    as `summarise` computes them, so that a full summary and its published subset give the same goals and block.
+    `objective_target` is True where the task has an objective target (some case reached one), else None: summary.json
+    does not carry the target itself, and only whether there is one is read."""
+    out = {}
+    for task, methods in published.items():
+        cases = [c for f in methods.values() for c in f["per_seed"].values()]
+        objective = True if any(c["steps_to_objective_target"] is not None for c in cases) else None
+        out[task] = {
+            method: {**_figures(f["per_seed"].values()), **{k: f[k] for k in PUBLISHED if k in f}}
+            | {"objective_target": objective}
+            for method, f in methods.items()
+        }
+    return out
+
+
+def _tally(rows: list[tuple[str, bool | None, str]]) -> str:
+    met = [ok for _, ok, _ in rows]
+    yes, no = sum(ok is not None and bool(ok) for ok in met), sum(ok is not None and not ok for ok in met)
+    return f"{yes} met, {no} not met, {met.count(None)} not run"
+
+
+def goal_tally(summary: dict, real: dict | None = None) -> str:
+    """How many of REPORT.md's goals the run met, did not meet, did not run; then the real model's, from its own report,
+    where `make real` has run (`summary`, `real`: from_published's)."""
+    rows, extra = all_goals(summary), all_goals(real) if real else []
+    text = (
+        f"**Goals: {_tally(rows)}** (of {len(rows)}, each checked on this run: "
+        "[REPORT.md](benchmarks/results/REPORT.md#goals-each-checked-on-this-run))"
+    )
+    if extra:
+        text += (
+            f"; the real model's: **{_tally(extra)}** (of {len(extra)}: "
+            "[its report](benchmarks/results/real/REPORT.md#goals-each-checked-on-this-run))"
+        )
+    return text + "."
+
+
+def headline_rows(summary: dict, label: str = "{task}") -> list[str]:
+    """One row per task: each of README_ROWS' speed-up over adamw in steps / seconds with its cases reached, then the
+    final retained skill of adamw and of each row."""
+    rows = []
+    for task, methods in summary.items():
+        cells = [label.format(task=task)]
+        for method in README_ROWS:
+            f = methods.get(method)
+            cell = "not run" if f is None else f"{times(f['speedup_steps'])} / {times(f['speedup_seconds'])}"
+            cells.append(cell if f is None else f"{cell}, {f['reached']}")
+        kept = [na(methods[m]["retained_final"]) if m in methods else "-" for m in (BASELINE,) + README_ROWS]
+        cells.append("n/a" if set(kept) <= {"n/a", "-"} else ", ".join(kept))
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def readme_block(summary: dict, mode: str, device: str, cpu: str, real: dict | None = None) -> list[str]:
+    """The lines between the README's MARKERS: the goal tally, the headline table (the real model's rows first, where
+    `make real` has run), the headline plot. `summary` and `real`: full summaries or summary.json's published subset."""
+    summary, real = from_published(summary), from_published(real or {})
+    source = f"Measured by `make bench` (mode `{mode}`, device `{device}`, CPU: {cpu})"
+    if real:
+        source += "; the real model's rows by `make real` ([their report](benchmarks/results/real/REPORT.md))"
+    legend = (
+        "Speed-up over AdamW at the task's lr (`adamw`) to the target that AdamW reaches, in steps / in seconds (every "
+        "probe call on the clock): the median over cases (instance x seed), then how many cases reached the target; "
+        "`never`: the median case did not. `adamw-tuned`: AdamW at the lr a sweep picks on each instance (the sweep "
+        "not counted); `prodigy`: untuned; `not run` (`-`): the task has no such row. Final retained: the skill that "
+        f"the task does not train, at the end (higher is better). {source}. Every row, instance and seed: "
+        "[REPORT.md](benchmarks/results/REPORT.md)."
+    )
+    return [
+        goal_tally(summary, real),
+        "",
+        legend,
+        "",
+        "| task | effopt | adamw-tuned | prodigy | final retained: adamw, effopt, adamw-tuned, prodigy |",
+        "|---|---|---|---|---|",
+        *headline_rows(real, "[{task}](benchmarks/results/real/REPORT.md) (real model)"),
+        *headline_rows(summary),
+        "",
+        *[f"![{task}](benchmarks/results/{task}-headline.png)" for task in summary if task == README_PLOT],
+    ]
+
+
+def _update_readme(readme: Path, summary: dict, mode: str, device: str, cpu: str, real: Path = REAL_SUMMARY) -> None:
+    """Rewrite the README's block between MARKERS (readme_block) from `summary` and, where it exists, `real`."""
     if not readme.exists() or MARKERS[0] not in readme.read_text():
         return
-    rows = [
-        f"Measured by `make bench` (mode `{mode}`, device `{device}`, CPU: {cpu}); every method, instance, seed, the "
-        "lr grid and the plots are in [benchmarks/results/REPORT.md](benchmarks/results/REPORT.md), which states how "
-        "curves are read. Steps to target: median over cases (instance x seed) [min..max], k/n cases reached; "
-        "objective: a validation loss on held-out data; speed-up: the median over cases of adamw's steps over the "
-        "method's, and in brackets the worst instance's median (the metric's, or the objective's where the metric "
-        "target is within the metric's noise).",
-        "",
-        "| task | method | lr | cases | steps to target | steps to objective target | speed-up vs adamw (worst "
-        "instance) | final metric | final retained |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for task, methods in summary.items():
-        for method in HEADLINE + ("effopt-paper",):
-            f = methods.get(method)
-            if f is None or (method == "effopt-paper" and TUNED in methods):
-                continue
-            obj = "" if f["objective_target"] is None else _steps(f, "steps_to_objective_target", "reached_objective")
-            worst = "" if len(f["per_instance"]) < 2 else f" ({times(f['worst_instance_speedup'])})"
-            rows.append(f"| {task} | {method} | {_lr(f)} | {f['cases']} | {_steps(f, 'steps_to_target', 'reached')} | "
-                        f"{obj} | {times(f['speedup_steps'])}{worst} | {na(f['final_metric'], 3)} | "
-                        f"{na(f['retained_final'], 3)} |")
-    plots = [f"![{task}](benchmarks/results/{task}-headline.png)" for task in summary if task == README_PLOT]
+    block = readme_block(summary, mode, device, cpu, json.loads(real.read_text()) if real.exists() else None)
     text = readme.read_text()
     start, end = text.index(MARKERS[0]) + len(MARKERS[0]), text.index(MARKERS[1])
-    readme.write_text(text[:start] + "\n" + "\n".join(rows + [""] + plots) + "\n" + text[end:])
+    readme.write_text(text[:start] + "\n" + "\n".join(block) + "\n" + text[end:])
+
+
+def refresh_readme(readme: Path = README, results: Path = RESULTS) -> None:
+    """Rewrite the README's block from the committed results alone (summary.json; REPORT.md's first line for the mode,
+    device and CPU; real/summary.json where `make real` wrote it), leaving the report and plots as they are:
+
+        python -c "from benchmarks.report import refresh_readme; refresh_readme()"
+    """
+    header = next(line for line in (results / "REPORT.md").read_text().splitlines() if line.startswith("Mode `"))
+    ticks, cpu = header.split("`"), header.split("CPU: ", 1)[1].split(";", 1)[0]
+    summary = json.loads((results / "summary.json").read_text())
+    _update_readme(readme, summary, ticks[1], ticks[3], cpu, results / "real" / "summary.json")
 
 
 def main() -> None:

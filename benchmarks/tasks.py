@@ -15,12 +15,13 @@ The race, per post-training task: the bare optimizer at the task's lr (`adamw`),
 instance's first seed (`adamw-3x`, ... : multiples of the task's lr), `adamw-tuned` (the grid point a user would pick
 on that instance, see benchmarks.yardstick.tuned_multiple, run on every seed), the lr-free `prodigy`, effopt's default
 at the task's lr (`effopt`) and at the tuned lr (`effopt-tuned`), and the default with a probe budget
-(`effopt-budget`: effopt.ProbeBudget with a measured cost); then the other peers and ablations, on the first case only.
+(`effopt-budget`: effopt.ProbeBudget with the task's declared probe cost, PROBE_COSTS); then the other peers and
+ablations, on the first case only.
 Two tasks look at opd-near from where its users stand: `trl-distill` runs it through TRL's DistillationTrainer
 (examples/trl_distill.py) and `opd-near-costly-probe` gives effopt a probe that samples (a few base steps a call).
 
-Modes: "quick" (the default; every task, small sizes, opd-near on 3 instances x 3 seeds and the rest on 3 instances,
-54 minutes on two cores of an AMD EPYC, family 25, install included: 218 runs),
+Modes: "quick" (the default; every task, small sizes, opd-near on 3 instances x 3 seeds and the rest on 3 instances;
+sized to about 30 minutes on two cores),
 "full" (the whole grid and every row on three seeds, larger budgets; sized for a GPU, and with the held-out tasks),
 "heldout" (only the held-out tasks, at the quick sizes: other learning rates and another loss than the benchmark's,
 which no default was chosen on), "real" (`opd-smol`: OPD on a real pretrained LM, SmolLM2-135M-Instruct, pruned and
@@ -32,16 +33,17 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 MODE = os.environ.get("EFFOPT_BENCH_MODE", "quick")
 if MODE not in ("quick", "full", "smoke", "heldout", "real"):
     raise ValueError(f"EFFOPT_BENCH_MODE: expected 'quick', 'full', 'smoke', 'heldout' or 'real', got {MODE!r}")
 _SEEDS = os.environ.get("EFFOPT_BENCH_SEEDS", "3")
 if not _SEEDS.isdigit() or int(_SEEDS) < 1:
-    raise ValueError(f"EFFOPT_BENCH_SEEDS: expected a positive int (the seeds of every quick and full task), got "
-                     f"{_SEEDS!r}")
+    raise ValueError(
+        f"EFFOPT_BENCH_SEEDS: expected a positive int (the seeds of every quick and full task), got {_SEEDS!r}"
+    )
 SEEDS = tuple(range(int(_SEEDS)))  #: seeds 0, 1, ... of every task in the quick and full modes (default 3)
 _INSTANCES = os.environ.get("EFFOPT_BENCH_INSTANCES", "3")
 if not _INSTANCES.isdigit() or not 1 <= int(_INSTANCES) <= 3:
@@ -66,16 +68,32 @@ PEERS = ("effopt-paper", "lookahead", "schedulefree", "expo")
 # adds the step scale; and a denoised direction.
 ABLATIONS = ("effopt-paper-loss", "effopt-quadratic", "effopt-backoff5", "effopt-lowrank")
 GRID = (3, 10, 30)  #: AdamW's lr grid, as multiples of the task's lr (1x is `adamw` itself)
+#: One probe call's cost in base steps, per task, declared so that effopt-budget's events are the same on every machine:
+#: the median over the effopt rows of `python -m benchmarks.probe_costs benchmarks/results/benchmark.json` on the
+#: results made at addd19d (AMD EPYC, family 25, model 17, 2 threads), rounded to two figures.
+PROBE_COSTS = {
+    "opd-near": 0.23,
+    "opd-near-costly-probe": 5.4,
+    "sft": 0.59,
+    "echodistill": 0.88,
+    "trl-distill": 0.16,
+    "opd-grpo": 0.31,
+    "opd-far": 0.23,
+    "classic": 0.61,
+}
 
 
 def grid_name(multiple: float) -> str:
     return f"{BASELINE}-{multiple:g}x"
 
 
-def optimizer_of(method: str) -> str:
-    """The optimizer a method runs (reference.optimizers): the grid and tuned rows run AdamW or effopt at another lr."""
+def optimizer_of(method: str, task: Task | None = None) -> str:
+    """The optimizer a method runs (reference.optimizers): the grid and tuned rows run AdamW or effopt at another lr;
+    effopt-budget runs with the task's declared probe cost where it has one."""
     if method == TUNED or method.startswith(f"{BASELINE}-") and method.endswith("x"):
         return BASELINE
+    if method == "effopt-budget" and task is not None and task.probe_cost is not None:
+        return f"effopt-budget@{task.probe_cost:g}"
     return method.removesuffix("-tuned")
 
 
@@ -86,8 +104,9 @@ def every(instances: tuple[int, ...], seeds: tuple[int, ...]) -> tuple[tuple[int
 
 def diagonal(instances: tuple[int, ...], seeds: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
     """Seed i on instance i (instances beyond the seeds' count, or seeds beyond the instances', on the last one)."""
-    return tuple((min(k, len(instances) - 1), seeds[min(k, len(seeds) - 1)]) for k in range(max(len(instances),
-                                                                                                 len(seeds))))
+    return tuple(
+        (min(k, len(instances) - 1), seeds[min(k, len(seeds) - 1)]) for k in range(max(len(instances), len(seeds)))
+    )
 
 
 @dataclass
@@ -104,6 +123,10 @@ class Task:
     others: tuple[str, ...] = PEERS  # run on the first case only
     grid: tuple[float, ...] = ()  # AdamW's lr grid on each instance's first seed; with it, the tuned rows
     metric_examples: int | None = None  # the eval set's size: how noisy the metric is (yardstick.conditioned)
+    tuned_from: str | None = None  # the task whose lr grid picks the tuned rows' lr (the same world), else its own
+    same_runs_as: str | None = None  # the task whose runs of the probe-free methods are this task's, bit for bit
+    #: effopt-budget's declared cost of one probe call, in base steps (PROBE_COSTS); None: measured (follows the clock)
+    probe_cost: float | None = None
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -133,8 +156,9 @@ def _classic(steps: int):
     def run(method: str, instance: int, seed: int, lr: float) -> dict:
         from reference.classic import ClassicConfig, train
 
-        return train(ClassicConfig(optimizer=method, steps=steps, seed=seed, lr=lr,
-                                   data_seed=CLASSIC_DATA_SEED + instance))
+        return train(
+            ClassicConfig(optimizer=method, steps=steps, seed=seed, lr=lr, data_seed=CLASSIC_DATA_SEED + instance)
+        )
 
     return run
 
@@ -148,20 +172,28 @@ def opd_task_seed(instance: int, size: str) -> int:
     return seeds[instance] if instance < len(seeds) else instance
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _opd_task(regime: str, size: str, instance: int):
     from reference import opd
 
-    return opd.prepare(opd.OPDConfig(size=size, regime=regime, task_seed=opd_task_seed(instance, size)),
-                       progress=False)
+    return opd.prepare(opd.OPDConfig(size=size, regime=regime, task_seed=opd_task_seed(instance, size)), progress=False)
 
 
 def _opd(regime: str, size: str, steps: int, loss: str, probe: str = "loss"):
     def run(method: str, instance: int, seed: int, lr: float) -> dict:
         from reference import opd
 
-        cfg = opd.OPDConfig(size=size, regime=regime, optimizer=method, lr=lr, steps=steps, seed=seed, loss=loss,
-                            probe=probe, task_seed=opd_task_seed(instance, size))
+        cfg = opd.OPDConfig(
+            size=size,
+            regime=regime,
+            optimizer=method,
+            lr=lr,
+            steps=steps,
+            seed=seed,
+            loss=loss,
+            probe=probe,
+            task_seed=opd_task_seed(instance, size),
+        )
         return opd.train(cfg, task=_opd_task(regime, size, instance), progress=False)
 
     return run
@@ -175,8 +207,16 @@ def _trl_distill(size: str, steps: int):
         from examples import trl_distill
         from reference import opd
 
-        cfg = opd.OPDConfig(size=size, regime="near-teacher", optimizer=method, lr=lr, steps=steps, seed=seed,
-                            loss="full", task_seed=opd_task_seed(instance, size))
+        cfg = opd.OPDConfig(
+            size=size,
+            regime="near-teacher",
+            optimizer=method,
+            lr=lr,
+            steps=steps,
+            seed=seed,
+            loss="full",
+            task_seed=opd_task_seed(instance, size),
+        )
         result = trl_distill.train(cfg, task=_opd_task("near-teacher", size, instance), progress=False)
         result.pop("log_history")  # the Trainer's own log: not part of the loop's result
         return result
@@ -188,14 +228,15 @@ def _sft(size: str, steps: int):
     def run(method: str, instance: int, seed: int, lr: float) -> dict:
         from reference import sft
 
-        cfg = sft.SFTConfig(size=size, optimizer=method, lr=lr, steps=steps, seed=seed,
-                            task_seed=opd_task_seed(instance, size))
+        cfg = sft.SFTConfig(
+            size=size, optimizer=method, lr=lr, steps=steps, seed=seed, task_seed=opd_task_seed(instance, size)
+        )
         return sft.train(cfg, task=_opd_task("near-teacher", size, instance), progress=False)
 
     return run
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _echo_task(size: str, instance: int):
     from reference import echodistill
 
@@ -206,14 +247,23 @@ def _echo(size: str, steps: int, eval_every: int):
     def run(method: str, instance: int, seed: int, lr: float) -> dict:
         from reference import echodistill
 
-        cfg = echodistill.EchoConfig(size=size, optimizer=method, steps=steps, seed=seed, metric="noisy", lr=lr,
-                                     eval_every=eval_every, final_all_snrs=False, model_seed=instance)
+        cfg = echodistill.EchoConfig(
+            size=size,
+            optimizer=method,
+            steps=steps,
+            seed=seed,
+            metric="noisy",
+            lr=lr,
+            eval_every=eval_every,
+            final_all_snrs=False,
+            model_seed=instance,
+        )
         return echodistill.train(cfg, task=_echo_task(size, instance), progress=False)
 
     return run
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _smol_task(size: str, instance: int):
     from reference import smol
 
@@ -226,8 +276,11 @@ def _smol(size: str):
     def run(method: str, instance: int, seed: int, lr: float) -> dict:
         from reference import smol
 
-        return smol.train(smol.SmolConfig(size=size, optimizer=method, lr=lr, seed=seed),
-                          task=_smol_task(size, instance), progress=False)
+        return smol.train(
+            smol.SmolConfig(size=size, optimizer=method, lr=lr, seed=seed),
+            task=_smol_task(size, instance),
+            progress=False,
+        )
 
     return run
 
@@ -239,21 +292,45 @@ SMOL_GRID = (3, 10)
 
 def tasks(mode: str = MODE) -> list[Task]:
     if mode == "real":
-        from reference.smol import LR, SIZES as SMOL_SIZES
+        from reference.smol import LR
+        from reference.smol import SIZES as SMOL_SIZES
 
         size = os.environ.get("EFFOPT_SMOL_SIZE", "cpu")
         spec = SMOL_SIZES[size]
-        return [Task("opd-smol", "post-training, real model", _smol(size), functools.partial(_smol_task, size), LR,
-                     f"OPD of SmolLM2-135M-Instruct with {spec.pruned} of its 30 decoder layers removed, from the whole "
-                     f"model, on its own sampled answers ({spec.prompts_per_step} chat prompts a step, up to "
-                     f"{spec.new_tokens} tokens), full-vocabulary reverse KL, lr {LR:g} (TRL GKDConfig's default), "
-                     f"{spec.steps} steps; metric: top-1 agreement with the teacher's greedy answers; retained: "
-                     f"next-token accuracy on plain prose", cases=every((0,), SEEDS),
-                     headline=(BASELINE, TUNED, "prodigy", "effopt", "effopt-noscale"), others=(), grid=SMOL_GRID)]
+        return [
+            Task(
+                "opd-smol",
+                "post-training, real model",
+                _smol(size),
+                functools.partial(_smol_task, size),
+                LR,
+                f"OPD of SmolLM2-135M-Instruct with {spec.pruned} of its 30 decoder layers removed, from the whole "
+                f"model, on its own sampled answers ({spec.prompts_per_step} chat prompts a step, up to "
+                f"{spec.new_tokens} tokens), full-vocabulary reverse KL, lr {LR:g} (TRL GKDConfig's default), "
+                f"{spec.steps} steps; metric: top-1 agreement with the teacher's greedy answers; retained: "
+                f"next-token accuracy on plain prose",
+                cases=every((0,), SEEDS),
+                headline=(BASELINE, TUNED, "prodigy", "effopt", "effopt-noscale"),
+                others=(),
+                grid=SMOL_GRID,
+            )
+        ]
     if mode == "smoke":  # two seeds on instance 0 and one on instance 1, whose first seed runs its own grid
-        return [Task("classic", "from scratch", _classic(40), lambda instance: None, 3e-3, "MLP from scratch, 40 steps",
-                     cases=((0, 0), (0, 1), (1, 0)), others=(), headline=(BASELINE, TUNED, "effopt", "effopt-tuned"),
-                     grid=(3,), metric_examples=2048)]
+        return [
+            Task(
+                "classic",
+                "from scratch",
+                _classic(40),
+                lambda instance: None,
+                3e-3,
+                "MLP from scratch, 40 steps",
+                cases=((0, 0), (0, 1), (1, 0)),
+                others=(),
+                headline=(BASELINE, TUNED, "effopt", "effopt-tuned"),
+                grid=(3,),
+                metric_examples=2048,
+            )
+        ]
     from reference.echodistill import SIZES as ECHO_SIZES
     from reference.opd import SIZES as OPD_SIZES
 
@@ -263,66 +340,192 @@ def tasks(mode: str = MODE) -> list[Task]:
     opd_examples, echo_examples = OPD_SIZES[size].splits["eval"], ECHO_SIZES[size]["n_eval"]
     near = "capable student (about 60% exact match) that also knows a second skill (reversal, about 99%), small lr"
     on_every, on_diagonal = every(INSTANCES, SEEDS), diagonal(INSTANCES, SEEDS)
-    # quick (54 minutes on two cores): opd-near's baseline, tuned lr and default on every instance x seed, its
-    # lr-free peer and ablations on one seed an instance, the published rule's steps on the first case; the other
-    # post-training races on the diagonal, their ablations on the first case
-    race = dict(cases=on_every, headline=HEADLINE, grid=GRID) if full else dict(
-        cases=on_diagonal, headline=(BASELINE, TUNED, "prodigy", "effopt", "effopt-guard", "effopt-budget"), grid=GRID)
-    near_race = race if full else dict(race, cases=on_every, headline=(BASELINE, TUNED, "effopt"),
-                                       sparse=("prodigy", "effopt-tuned", "effopt-noscale", "effopt-budget"))
-    no_harm = dict(cases=on_every if full else on_diagonal,
-                   headline=(BASELINE, "effopt", "effopt-noscale", "effopt-budget"))
-    others = PEERS + ABLATIONS if full else ("effopt-paper", "effopt-paper-loss", "effopt-quadratic")
+    # quick (about 30 minutes on two cores): opd-near's baseline, tuned lr and default on every instance x seed, its
+    # lr-free peer and ablations on one seed an instance, the peers and the published rule's steps on the first case;
+    # the other post-training races on the diagonal, their ablations on the first case. Left out of the quick mode,
+    # as telling nothing the rows kept do not (REPORT.md says so): effopt-budget outside the opd-near tasks, Prodigy
+    # and effopt-tuned through TRL (opd-near has them on the same cases), effopt-noscale where nothing is to gain.
+    race = (
+        dict(cases=on_every, headline=HEADLINE, grid=GRID)
+        if full
+        else dict(cases=on_diagonal, headline=(BASELINE, TUNED, "prodigy", "effopt", "effopt-guard"), grid=GRID)
+    )
+    near_race = (
+        race
+        if full
+        else dict(
+            race,
+            cases=on_every,
+            headline=(BASELINE, TUNED, "effopt"),
+            sparse=("prodigy", "effopt-tuned", "effopt-noscale", "effopt-budget"),
+        )
+    )
+    no_harm = dict(
+        cases=on_every if full else on_diagonal,
+        headline=(BASELINE, "effopt", "effopt-noscale", "effopt-budget") if full else (BASELINE, "effopt"),
+    )
+    others = (
+        PEERS + ABLATIONS
+        if full
+        else (
+            "effopt-paper",
+            "effopt-paper-loss",
+            "effopt-quadratic",
+            "lookahead",
+            "schedulefree",
+            "expo",
+            "effopt-lowrank",
+        )
+    )
     others_short = PEERS if full else ("effopt-tuned", "effopt-noscale", "effopt-paper")
     near_task = functools.partial(_opd_task, "near-teacher", size)
     far_task = functools.partial(_opd_task, "far", size)
+    # opd-near seen from where its users stand: its lr grid picks their tuned lr (the same world and prompts)
+    views = dict(cases=on_every if full else on_diagonal, grid=(), others=(), tuned_from="opd-near")
     listed = [
-        Task("opd-near", "post-training", _opd("near-teacher", size, steps, "full"), near_task, 1e-5,
-             f"OPD, {near} 1e-5, full-vocabulary reverse KL, {steps} steps", others=others,
-             metric_examples=opd_examples, **near_race),
-        Task("sft", "post-training", _sft(size, steps), near_task, 3e-6,
-             f"supervised fine-tuning of the OPD task's {near} 3e-6, {steps} steps", others=others_short,
-             metric_examples=opd_examples, **race),
-        Task("echodistill", "post-training", _echo(size, 200 if full else 150, 15), functools.partial(_echo_task, size),
-             1e-3, "EchoDistill (full method) of the clean-trained audio LM on noisy audio; metric: Noisy (agreement "
-             "of the noisy prediction with the clean teacher's answer) at -10 dB; retained: accuracy on clean audio",
-             others=others_short, metric_examples=echo_examples, **race),
+        Task(
+            "opd-near",
+            "post-training",
+            _opd("near-teacher", size, steps, "full"),
+            near_task,
+            1e-5,
+            f"OPD, {near} 1e-5, full-vocabulary reverse KL, {steps} steps",
+            others=others,
+            metric_examples=opd_examples,
+            **near_race,
+        ),
+        Task(
+            "sft",
+            "post-training",
+            _sft(size, steps),
+            near_task,
+            3e-6,
+            f"supervised fine-tuning of the OPD task's {near} 3e-6, {steps} steps",
+            others=others_short,
+            metric_examples=opd_examples,
+            **race,
+        ),
+        Task(
+            "echodistill",
+            "post-training",
+            _echo(size, 200 if full else 150, 15),
+            functools.partial(_echo_task, size),
+            1e-3,
+            "EchoDistill (full method) of the clean-trained audio LM on noisy audio; metric: Noisy (agreement "
+            "of the noisy prediction with the clean teacher's answer) at -10 dB; retained: accuracy on clean audio",
+            others=others_short,
+            metric_examples=echo_examples,
+            **race,
+        ),
         # Seconds where the probe costs something: opd-near with effopt reading the reverse KL on the student's own
         # samples (reference.opd.make_probes "rollout", a few base steps a call) instead of the teacher-forced one.
-        Task("opd-near-costly-probe", "post-training", _opd("near-teacher", size, steps, "full", probe="rollout"),
-             near_task, 1e-5, f"opd-near, effopt's probe the reverse KL on its own samples, 4 of each of 128 fixed "
-             f"prompts (common random numbers), {steps} steps", others=(), metric_examples=opd_examples,
-             **dict(race, headline=(BASELINE, TUNED, "effopt", "effopt-budget"))),
+        # Its probe-free rows are opd-near's runs: the loop differs only in effopt's probe.
+        Task(
+            "opd-near-costly-probe",
+            "post-training",
+            _opd("near-teacher", size, steps, "full", probe="rollout"),
+            near_task,
+            1e-5,
+            f"opd-near, effopt's probe the reverse KL on its own samples, 4 of each of 128 fixed "
+            f"prompts (common random numbers), {steps} steps",
+            metric_examples=opd_examples,
+            same_runs_as="opd-near",
+            **dict(views, headline=(BASELINE, TUNED, "effopt", "effopt-budget")),
+        ),
         # opd-near where its users run it: TRL's DistillationTrainer, effopt through its callback; one seed an instance
-        Task("trl-distill", "post-training", _trl_distill(size, steps), near_task, 1e-5,
-             f"opd-near through TRL's DistillationTrainer: OPD, {near} 1e-5, full-vocabulary reverse KL, {steps} steps",
-             metric_examples=opd_examples, **dict(race, cases=on_every if full else on_diagonal, others=(),
-                                                  headline=(BASELINE, TUNED, "prodigy", "effopt", "effopt-tuned"))),
+        Task(
+            "trl-distill",
+            "post-training",
+            _trl_distill(size, steps),
+            near_task,
+            1e-5,
+            f"opd-near through TRL's DistillationTrainer: OPD, {near} 1e-5, full-vocabulary reverse KL, {steps} steps",
+            metric_examples=opd_examples,
+            **dict(
+                views,
+                headline=(BASELINE, TUNED, "prodigy", "effopt", "effopt-tuned")
+                if full
+                else (BASELINE, TUNED, "effopt"),
+            ),
+        ),
         # Do no harm: where extrapolation is not expected to pay, on every case.
-        Task("opd-grpo", "RL (post-training)", _opd("near-teacher", size, steps, "grpo"), near_task, 1e-5,
-             f"RL on the OPD task's {near} 1e-5: exact-match reward, GRPO advantages over 8 samples, {steps} steps",
-             others=(), metric_examples=opd_examples, **no_harm),
-        Task("opd-far", "far from the teacher, tuned lr", _opd("far", size, steps, "full"), far_task, 5e-4,
-             f"OPD, barely trained student (about 5%), AdamW's best lr 5e-4, full-vocabulary reverse KL, {steps} steps",
-             others=("prodigy",) + (PEERS if full else ()), metric_examples=opd_examples, **no_harm),
-        Task("classic", "from scratch", _classic(1500 if full else 600), lambda instance: None, 3e-3,
-             "MLP on a random teacher's labels, from scratch, AdamW lr 3e-3 (tuned)",
-             others=("prodigy",) + (PEERS if full else ()), metric_examples=2048, **dict(no_harm, cases=on_every)),
+        Task(
+            "opd-grpo",
+            "RL (post-training)",
+            _opd("near-teacher", size, steps, "grpo"),
+            near_task,
+            1e-5,
+            f"RL on the OPD task's {near} 1e-5: exact-match reward, GRPO advantages over 8 samples, {steps} steps",
+            others=(),
+            metric_examples=opd_examples,
+            **no_harm,
+        ),
+        Task(
+            "opd-far",
+            "far from the teacher, tuned lr",
+            _opd("far", size, steps, "full"),
+            far_task,
+            5e-4,
+            f"OPD, barely trained student (about 5%), AdamW's best lr 5e-4, full-vocabulary reverse KL, {steps} steps",
+            others=("prodigy",) + (PEERS if full else ()),
+            metric_examples=opd_examples,
+            **no_harm,
+        ),
+        Task(
+            "classic",
+            "from scratch",
+            _classic(1500 if full else 600),
+            lambda instance: None,
+            3e-3,
+            "MLP on a random teacher's labels, from scratch, AdamW lr 3e-3 (tuned)",
+            others=("prodigy",) + (PEERS if full else ()),
+            metric_examples=2048,
+            **dict(no_harm, cases=on_every),
+        ),
     ]
+    if not full:  # declared at the quick sizes, where they were measured
+        for task in listed:
+            task.probe_cost = PROBE_COSTS.get(task.name)
     held_out = []  # not in the quick mode: other learning rates, and the sampled-token loss of the EffOPD code
     if mode == "heldout":  # the defaults against AdamW, and nothing else
         no_harm = dict(no_harm, others=())
     if full or mode == "heldout":
         for lr in (3e-6, 3e-5):
-            held_out.append(Task(f"opd-near-lr{lr:g}", "post-training", _opd("near-teacher", size, steps, "full"),
-                                 near_task, lr, f"OPD, {near} {lr:g}, full-vocabulary reverse KL",
-                                 metric_examples=opd_examples, **no_harm))
+            held_out.append(
+                Task(
+                    f"opd-near-lr{lr:g}",
+                    "post-training",
+                    _opd("near-teacher", size, steps, "full"),
+                    near_task,
+                    lr,
+                    f"OPD, {near} {lr:g}, full-vocabulary reverse KL",
+                    metric_examples=opd_examples,
+                    **no_harm,
+                )
+            )
         for lr in (2e-4, 1e-3):
-            held_out.append(Task(f"opd-far-lr{lr:g}", "far from the teacher", _opd("far", size, steps, "full"),
-                                 far_task, lr, f"OPD, barely trained student, lr {lr:g}", metric_examples=opd_examples,
-                                 **no_harm))
-        held_out.append(Task("opd-near-sampled", "post-training", _opd("near-teacher", size, steps, "sampled"),
-                             near_task, 1e-5, f"OPD, {near} 1e-5, sampled-token reverse KL (EffOPD's form)",
-                             metric_examples=opd_examples,
-                             **dict(no_harm, others=PEERS + ABLATIONS) if full else no_harm))
+            held_out.append(
+                Task(
+                    f"opd-far-lr{lr:g}",
+                    "far from the teacher",
+                    _opd("far", size, steps, "full"),
+                    far_task,
+                    lr,
+                    f"OPD, barely trained student, lr {lr:g}",
+                    metric_examples=opd_examples,
+                    **no_harm,
+                )
+            )
+        held_out.append(
+            Task(
+                "opd-near-sampled",
+                "post-training",
+                _opd("near-teacher", size, steps, "sampled"),
+                near_task,
+                1e-5,
+                f"OPD, {near} 1e-5, sampled-token reverse KL (EffOPD's form)",
+                metric_examples=opd_examples,
+                **dict(no_harm, others=PEERS + ABLATIONS) if full else no_harm,
+            )
+        )
     return held_out if mode == "heldout" else listed + held_out

@@ -12,8 +12,8 @@ import time
 import pytest
 import torch
 
-from effopt import ANCHOR, ExtrapolatingOptimizer, Fixed, Never
 from benchmarks.tasks import MODE
+from effopt import ANCHOR, ExtrapolatingOptimizer, Fixed, Never
 from effopt._line import LineSettings, _Line
 
 SIZES = {  # name: (width, layers): stacks of square Linear layers
@@ -65,17 +65,23 @@ def test_overhead(benchmark, size):
         first, later = [], []
         with torch.no_grad():
             for _ in range(max(5, repeats // 10)):
-                line = _Line(LineSettings.of(wrapped), params, anchors, wrapped.step_count,
-                             {"multipliers": [], "values": []})
+                line = _Line(
+                    LineSettings.of(wrapped), params, anchors, wrapped.step_count, {"multipliers": [], "values": []}
+                )
                 first.append(timed(lambda: line._move(3.0)))  # swap roles, then theta_1 + 2 delta
                 later.append(timed(lambda: line._move(5.0)))  # a foreach lerp along the line
                 line.finish(1.0)  # back to theta_1, bit for bit; the anchor becomes theta_1
         bare_step = statistics.median(bare_times)
         param_bytes = sum(p.numel() * p.element_size() for p in params)
-        bare_state = sum(t.numel() * t.element_size() for s in bare.state.values() for t in s.values()
-                         if isinstance(t, torch.Tensor))
-        wrapped_state = sum(t.numel() * t.element_size() for s in wrapped.state.values() for t in s.values()
-                            if isinstance(t, torch.Tensor))
+        bare_state = sum(
+            t.numel() * t.element_size() for s in bare.state.values() for t in s.values() if isinstance(t, torch.Tensor)
+        )
+        wrapped_state = sum(
+            t.numel() * t.element_size()
+            for s in wrapped.state.values()
+            for t in s.values()
+            if isinstance(t, torch.Tensor)
+        )
         return {
             "params": sum(p.numel() for p in params),
             "bare_step_seconds": bare_step,

@@ -13,49 +13,119 @@ instrumentation runs inside any run.
 
 from __future__ import annotations
 
+import json
 import math
+import statistics
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
 from benchmarks import yardstick
 from benchmarks.report import lr_text
-from benchmarks.yardstick import tuned_multiple
 from benchmarks.tasks import BASELINE, MODE, THREADS, TUNED, grid_name, optimizer_of, tasks
+from benchmarks.yardstick import tuned_multiple
 from reference.optimizers import LR_FREE
 
 torch.set_num_threads(THREADS)
 TASKS = {task.name: task for task in tasks()}
-CASES = [(task.name, method, instance, seed) for seed in sorted({s for t in TASKS.values() for s in t.seeds})
-         for task in TASKS.values() for instance, s in task.cases if s == seed
-         for method in task.methods(instance, seed)]
+CASES = [
+    (task.name, method, instance, seed)
+    for seed in sorted({s for t in TASKS.values() for s in t.seeds})
+    for task in TASKS.values()
+    for instance, s in task.cases
+    if s == seed
+    for method in task.methods(instance, seed)
+]
 RUNS: dict[tuple[str, str, int, int], dict] = {}  # (task, method, instance, seed) -> extra_info of the runs so far
 STARTED = time.perf_counter()
 
 
-def _multiple(task, method: str, instance: int, seed: int) -> tuple[float, str | None]:
-    """The run's lr as a multiple of the task's lr, and the run it reuses (adamw-tuned on the instance's first seed
-    is its grid run)."""
+def _source() -> dict:
+    """The commit that makes these runs, and whether the working tree differed from it (the report refuses to mix
+    commits, and says so where a tree was dirty)."""
+    root = Path(__file__).parent.parent
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    return {
+        "commit": git("rev-parse", "HEAD") or None,
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+    }
+
+
+SOURCE = _source()
+
+
+def _multiple(task, method: str, instance: int, seed: int) -> tuple[float, tuple | None]:
+    """The run's lr as a multiple of the task's lr, and the run it reuses, as a RUNS key: adamw-tuned on the instance's
+    first seed is its grid run; a task with `same_runs_as` reuses that task's runs of the probe-free methods."""
+    multiple = 1.0
     if method in (TUNED, "effopt-tuned"):
-        first_seed = task.first_seed(instance)
-        first = {m: RUNS.get((task.name, m, instance, first_seed))
-                 for m in [BASELINE] + [grid_name(g) for g in task.grid]}
+        source = TASKS.get(task.tuned_from, task) if task.tuned_from else task
+        first_seed = source.first_seed(instance)
+        first = {
+            m: RUNS.get((source.name, m, instance, first_seed))
+            for m in [BASELINE] + [grid_name(g) for g in source.grid]
+        }
         if any(r is None for r in first.values()):
-            pytest.skip(f"{method} needs the lr grid of {task.name}'s instance {instance}: run the whole suite")
+            pytest.skip(f"{method} needs the lr grid of {source.name}'s instance {instance}: run the whole suite")
         multiple = tuned_multiple(first)
-        if method == TUNED:  # on the instance's first seed, the grid run already made at that lr
-            return multiple, (BASELINE if multiple == 1 else grid_name(multiple)) if seed == first_seed else None
-        return multiple, ("effopt" if multiple == 1 and (task.name, "effopt", instance, seed) in RUNS else None)
     for g in task.grid:
         if method == grid_name(g):
-            return g, None
-    return 1.0, None
+            multiple = g
+    if task.same_runs_as and optimizer_of(method) in PROBE_FREE and (task.same_runs_as, method, instance, seed) in RUNS:
+        return multiple, (task.same_runs_as, method, instance, seed)
+    if method == TUNED and seed == task.first_seed(instance) and not task.tuned_from:  # the grid run at that lr
+        return multiple, (task.name, BASELINE if multiple == 1 else grid_name(multiple), instance, seed)
+    if method == "effopt-tuned" and multiple == 1 and (task.name, "effopt", instance, seed) in RUNS:
+        return multiple, (task.name, "effopt", instance, seed)
+    return multiple, None
 
 
-def _line(done: int, total: int, info: dict, baseline: dict | None) -> str:
+#: Methods whose optimizer reads no probe: their runs do not depend on which probe a task hands effopt
+PROBE_FREE = (BASELINE, "prodigy", "lookahead", "schedulefree")
+
+
+def _expected_lengths() -> dict:
+    """Each run's length in the committed results (results/benchmark.json; 0 for a reused run), by RUNS key."""
+    try:
+        data = json.loads((Path(__file__).parent / "results" / "benchmark.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    runs = [b["extra_info"] for b in data["benchmarks"] if b["extra_info"].get("kind") == "speedup"]
+    return {
+        (r["task"], r["method"], r.get("instance", 0), r["seed"]): 0.0 if r.get("reused") else r["run_seconds"]
+        for r in runs
+    }
+
+
+EXPECTED = _expected_lengths()
+
+
+def _expected(key: tuple) -> float:
+    """A run's expected length: the committed run's, 0 where it will be reused, else its task's median there."""
+    task, method = TASKS[key[0]], key[1]
+    if task.same_runs_as and optimizer_of(method) in PROBE_FREE:
+        return 0.0
+    if key in EXPECTED:
+        return EXPECTED[key]
+    same_task = [v for k, v in EXPECTED.items() if k[0] == key[0] and v > 0] or [v for v in EXPECTED.values() if v > 0]
+    return statistics.median(same_task) if same_task else 1.0
+
+
+def _line(done: int, selected: list[tuple], info: dict, baseline: dict | None) -> str:
+    """A run's progress line; the time left is the remaining runs' expected lengths, scaled by how this machine has
+    kept to the expectation so far."""
     elapsed = time.perf_counter() - STARTED
-    left = elapsed / done * (total - done)
+    total = len(selected)
+    finished = [k for k in selected if k in RUNS]
+    pace = elapsed / max(sum(map(_expected, finished)), 1e-9)
+    left = pace * sum(_expected(k) for k in selected if k not in RUNS)
     reach = "target: n/a"
     if baseline is not None:
         goal = yardstick.target(baseline["curve"], "metric", examples=info["metric_examples"])
@@ -63,13 +133,16 @@ def _line(done: int, total: int, info: dict, baseline: dict | None) -> str:
         reach = "never reaches the target" if steps is None else f"target at step {steps} ({seconds:.1f} s)"
     retained = yardstick.tail(info["curve"], "retained")
     kept = "" if retained is None else f", retained {retained:.3f}"
-    return (f"[{done}/{total} {elapsed / 60:.1f} min, ~{left / 60:.0f} min left] {info['task']} instance "
-            f"{info['instance']} seed {info['seed']} {info['method']} (lr {lr_text(info['lr'])}): {reach}, final "
-            f"{yardstick.tail(info['curve'], 'metric'):.3f}{kept}; {info['run_seconds']:.0f} s")
+    return (
+        f"[{done}/{total} {elapsed / 60:.1f} min, ~{left / 60:.0f} min left] {info['task']} instance "
+        f"{info['instance']} seed {info['seed']} {info['method']} (lr {lr_text(info['lr'])}): {reach}, final "
+        f"{yardstick.tail(info['curve'], 'metric'):.3f}{kept}; {info['run_seconds']:.0f} s"
+    )
 
 
-@pytest.mark.parametrize("name,method,instance,seed", CASES,
-                         ids=[f"{t}-{m}-instance{i}-seed{s}" for t, m, i, s in CASES])
+@pytest.mark.parametrize(
+    "name,method,instance,seed", CASES, ids=[f"{t}-{m}-instance{i}-seed{s}" for t, m, i, s in CASES]
+)
 def test_speedup(benchmark, request, name, method, instance, seed):
     task = TASKS[name]
     benchmark.group = name
@@ -80,11 +153,12 @@ def test_speedup(benchmark, request, name, method, instance, seed):
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
     if reuse is not None:  # a run already made with the same optimizer and lr: the same run, not a rerun
-        result = dict(RUNS[(task.name, reuse, instance, seed)]["result"])
+        result = dict(RUNS[reuse]["result"])
         benchmark.pedantic(lambda: None, rounds=1, iterations=1)
     else:
-        result = benchmark.pedantic(task.run, args=(optimizer_of(method), instance, seed, lr), rounds=1,
-                                    iterations=1)
+        result = benchmark.pedantic(
+            task.run, args=(optimizer_of(method, task), instance, seed, lr), rounds=1, iterations=1
+        )
     info = dict(
         kind="speedup",
         mode=MODE,
@@ -97,7 +171,7 @@ def test_speedup(benchmark, request, name, method, instance, seed):
         metric_examples=result.get("metric_examples", task.metric_examples),  # a loop may count what it measured
         lr=None if method in LR_FREE else lr,
         lr_multiple=None if method in LR_FREE else multiple,
-        reused=reuse,
+        reused=None if reuse is None else reuse[1] if reuse[0] == task.name else f"{reuse[0]}/{reuse[1]}",
         device=result["device"],
         device_name=torch.cuda.get_device_name() if result["device"].startswith("cuda") else "cpu",
         cpu_capability=torch.backends.cpu.get_cpu_capability(),
@@ -107,14 +181,18 @@ def test_speedup(benchmark, request, name, method, instance, seed):
         curve=result["curve"],
         events=result["events"],
         seconds_split=result.get("seconds"),  # where the loop splits its training seconds (reference.smol)
-        run_seconds=(RUNS[(task.name, reuse, instance, seed)]["run_seconds"] if reuse
-                     else time.perf_counter() - started),
+        run_seconds=RUNS[reuse]["run_seconds"] if reuse else time.perf_counter() - started,
         peak_gpu_bytes=torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None,
+        **SOURCE,
     )
     benchmark.extra_info.update(info)
     RUNS[(task.name, method, instance, seed)] = dict(info, result=result)
     baseline = RUNS.get((task.name, BASELINE, instance, seed))
-    total = sum(item.originalname == "test_speedup" for item in request.session.items)  # those selected (-k)
-    request.node.user_properties.append(("progress", _line(len(RUNS), total, info, baseline)))
+    selected = [
+        tuple(item.callspec.params[k] for k in ("name", "method", "instance", "seed"))
+        for item in request.session.items
+        if item.originalname == "test_speedup"
+    ]  # those selected (-k)
+    request.node.user_properties.append(("progress", _line(len(RUNS), selected, info, baseline)))
     assert math.isfinite(result["final_metric"])
     assert result["curve"][0]["step"] == 0 and len(result["curve"]) > 1

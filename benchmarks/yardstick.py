@@ -40,7 +40,7 @@ CONDITIONING = 3.0
 
 def smoothed(values: list[float]) -> list[float]:
     """The trailing mean over ``SMOOTH`` points at each point (fewer at the start)."""
-    return [statistics.fmean(values[max(0, i - SMOOTH + 1): i + 1]) for i in range(len(values))]
+    return [statistics.fmean(values[max(0, i - SMOOTH + 1) : i + 1]) for i in range(len(values))]
 
 
 def tail(curve: list[dict], key: str) -> float | None:
@@ -147,8 +147,9 @@ def modelled_seconds(step: int | None, events: list[dict], bill: dict) -> float 
 def targets_of(baseline: dict) -> dict:
     """{measure: target} of a baseline run (a dict with `curve` and, for a proportion, `metric_examples`)."""
     examples = baseline.get("metric_examples")
-    return {key: target(baseline["curve"], key, higher, examples if key == "metric" else None)
-            for key, higher in MEASURES}
+    return {
+        key: target(baseline["curve"], key, higher, examples if key == "metric" else None) for key, higher in MEASURES
+    }
 
 
 def tuned_multiple(first_seed: dict[str, dict], baseline: str = "adamw") -> float:

@@ -62,17 +62,20 @@ def main(steps: int = 40) -> tuple[Accelerator, torch.nn.Module, ExtrapolatingOp
 
 
 def cli(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m examples.accelerate_ddp",
-                                     description="effopt in a plain accelerate loop: DDP over gloo, CPU processes",
-                                     formatter_class=ShowDefaults)
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.accelerate_ddp",
+        description="effopt in a plain accelerate loop: DDP over gloo, CPU processes",
+        formatter_class=ShowDefaults,
+    )
     parser.add_argument("--steps", type=int, default=40, help="optimizer steps in every process")
     args = parser.parse_args(argv)
     accelerator, model, opt = main(steps=args.steps)
     print(f"process {accelerator.process_index} of {accelerator.num_processes}")
     if accelerator.is_main_process:
         for event in opt.events:
-            print(f"step {event['step']:3d}: multiplier {event['accepted']:.2f}, "
-                  f"mean validation loss {event['values']}")
+            print(
+                f"step {event['step']:3d}: multiplier {event['accepted']:.2f}, mean validation loss {event['values']}"
+            )
 
 
 if __name__ == "__main__":

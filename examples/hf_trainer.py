@@ -37,18 +37,38 @@ def main(max_steps: int = 30, output_dir: str | None = None, callbacks=()) -> Tr
     from effopt.integrations import EffoptCallback, extrapolating
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=10, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=16)
+    config = LlamaConfig(
+        vocab_size=10,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=16,
+    )
     model = LlamaForCausalLM(config)
     train_set, eval_set = counting(512, seed=0), counting(32, seed=1)
     args = TrainingArguments(
-        output_dir or tempfile.mkdtemp(prefix="effopt-hf-trainer-"), max_steps=max_steps,
-        per_device_train_batch_size=16, per_device_eval_batch_size=16, learning_rate=3e-3,
-        lr_scheduler_type="constant", logging_steps=10, save_strategy="no", report_to=[], use_cpu=True, seed=0,
+        output_dir or tempfile.mkdtemp(prefix="effopt-hf-trainer-"),
+        max_steps=max_steps,
+        per_device_train_batch_size=16,
+        per_device_eval_batch_size=16,
+        learning_rate=3e-3,
+        lr_scheduler_type="constant",
+        logging_steps=10,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        seed=0,
     )
     # README: trainer
-    trainer = Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
-                      optimizer_cls_and_kwargs=(extrapolating(torch.optim.AdamW), {"lr": args.learning_rate}))
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        optimizer_cls_and_kwargs=(extrapolating(torch.optim.AdamW), {"lr": args.learning_rate}),
+    )
     trainer.add_callback(EffoptCallback(trainer=trainer))  # probe: the Trainer's eval loss on eval_dataset
     # README: end
     for callback in callbacks:
@@ -58,11 +78,13 @@ def main(max_steps: int = 30, output_dir: str | None = None, callbacks=()) -> Tr
 
 
 def cli(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m examples.hf_trainer", description=__doc__.split("\n\n")[0],
-                                     formatter_class=ShowDefaults)
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.hf_trainer", description=__doc__.split("\n\n")[0], formatter_class=ShowDefaults
+    )
     parser.add_argument("--max-steps", type=int, default=30, help="training steps")
-    parser.add_argument("--output-dir", default=None,
-                        help="the Trainer's output folder; none given: a new temporary one")
+    parser.add_argument(
+        "--output-dir", default=None, help="the Trainer's output folder; none given: a new temporary one"
+    )
     args = parser.parse_args(argv)
     trainer = main(max_steps=args.max_steps, output_dir=args.output_dir)
     for event in trainer.optimizer.optimizer.events:  # trainer.optimizer is accelerate's wrapper around effopt's

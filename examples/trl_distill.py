@@ -60,7 +60,8 @@ import argparse
 import contextlib
 import tempfile
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -84,20 +85,47 @@ def prompts_dataset(task: Task, steps: int, batch_size: int, seed: int) -> Datas
     return Dataset.from_dict({"prompt": [prompts[i] for i in torch.cat(rows).tolist()] if rows else []})
 
 
-def distill_config(output_dir: str, *, steps: int, batch_size: int, lr: float, seed: int, max_completion_length: int,
-                   eval_every: int = 10, temperature: float = 1.0, device: str = "cpu",
-                   **overrides) -> DistillationConfig:
+def distill_config(
+    output_dir: str,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    max_completion_length: int,
+    eval_every: int = 10,
+    temperature: float = 1.0,
+    device: str = "cpu",
+    **overrides,
+) -> DistillationConfig:
     """DistillationConfig for the OPD task as reference.opd runs it (see the module docstring); `overrides` win."""
     from trl import DistillationConfig
 
     settings = dict(
-        max_steps=steps, per_device_train_batch_size=batch_size, gradient_accumulation_steps=1, learning_rate=lr,
-        lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=0.0,  # reference.opd: no clip
-        beta=1.0, temperature=temperature, top_k=0, top_p=1.0, max_completion_length=max_completion_length,
+        max_steps=steps,
+        per_device_train_batch_size=batch_size,
+        gradient_accumulation_steps=1,
+        learning_rate=lr,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        weight_decay=0.0,
+        max_grad_norm=0.0,  # reference.opd: no clip
+        beta=1.0,
+        temperature=temperature,
+        top_k=0,
+        top_p=1.0,
+        max_completion_length=max_completion_length,
         shuffle_dataset=False,  # the dataset is already in reference.opd's order
-        bf16=False, gradient_checkpointing=False,  # TRL's defaults are True; reference.opd runs fp32, no checkpointing
-        logging_steps=eval_every, save_strategy="no", report_to=[], seed=seed, data_seed=seed,
-        use_cpu=torch.device(device).type == "cpu", dataloader_num_workers=0, disable_tqdm=True,
+        bf16=False,
+        gradient_checkpointing=False,  # TRL's defaults are True; reference.opd runs fp32, no checkpointing
+        logging_steps=eval_every,
+        save_strategy="no",
+        report_to=[],
+        seed=seed,
+        data_seed=seed,
+        use_cpu=torch.device(device).type == "cpu",
+        dataloader_num_workers=0,
+        disable_tqdm=True,
     )
     settings.update(overrides)
     return DistillationConfig(output_dir, **settings)
@@ -111,8 +139,16 @@ def student_of(task: Task, device: str = "cpu") -> torch.nn.Module:
     return student.train()
 
 
-def main(size: str = "tiny", task_seed: int = 0, steps: int | None = None, seed: int = 0, lr: float = 1e-5,
-         output_dir: str | None = None, callbacks=(), **overrides) -> DistillationTrainer:
+def main(
+    size: str = "tiny",
+    task_seed: int = 0,
+    steps: int | None = None,
+    seed: int = 0,
+    lr: float = 1e-5,
+    output_dir: str | None = None,
+    callbacks=(),
+    **overrides,
+) -> DistillationTrainer:
     """OPD of the task's student through DistillationTrainer with effopt's default; returns the trained trainer."""
     from trl import DistillationTrainer
 
@@ -125,17 +161,30 @@ def main(size: str = "tiny", task_seed: int = 0, steps: int | None = None, seed:
     steps = 300 if steps is None else steps
     student = student_of(task)
     prompts = prompts_dataset(task, steps, size_.batch_size, seed)
-    args = distill_config(output_dir or tempfile.mkdtemp(prefix="effopt-distill-"), steps=steps,
-                          batch_size=size_.batch_size, lr=lr, seed=seed, eval_every=size_.eval_every,
-                          max_completion_length=task.data["eval"].answer_ids.shape[1], **overrides)
+    args = distill_config(
+        output_dir or tempfile.mkdtemp(prefix="effopt-distill-"),
+        steps=steps,
+        batch_size=size_.batch_size,
+        lr=lr,
+        seed=seed,
+        eval_every=size_.eval_every,
+        max_completion_length=task.data["eval"].answer_ids.shape[1],
+        **overrides,
+    )
 
     def probe() -> float:  # KL(student || teacher) on the teacher's answers to fixed prompts: deterministic
         with evaluating(student):
             return task.probe_targets.reverse_kl(student)
 
     # README: distill
-    trainer = DistillationTrainer(model=student, teacher_model=task.teacher, args=args, train_dataset=prompts,
-                                  processing_class=task.tokenizer, callbacks=[EffoptCallback(probe)])
+    trainer = DistillationTrainer(
+        model=student,
+        teacher_model=task.teacher,
+        args=args,
+        train_dataset=prompts,
+        processing_class=task.tokenizer,
+        callbacks=[EffoptCallback(probe)],
+    )
     trainer.optimizer_cls_and_kwargs = (extrapolating(torch.optim.AdamW), {"lr": args.learning_rate})
     # README: end
     for callback in callbacks:
@@ -170,8 +219,9 @@ def _curve_callback(task: Task, student, optimizer, eval_every: int, seed: int):
                 point = measures(task, student)
             sync(task.device)
             self.eval_seconds += time.perf_counter() - start
-            self.curve.append(dict(step=step, train_seconds=self.train_seconds, eval_seconds=self.eval_seconds,
-                                   loss=None, **point))
+            self.curve.append(
+                dict(step=step, train_seconds=self.train_seconds, eval_seconds=self.eval_seconds, loss=None, **point)
+            )
 
         def on_train_begin(self, args, state, control, **kwargs):
             if state.global_step == 0:
@@ -199,9 +249,16 @@ def _curve_callback(task: Task, student, optimizer, eval_every: int, seed: int):
     return Curve()
 
 
-def train(cfg: OPDConfig, make_optimizer: Callable | None = None, task: Task | None = None, progress: bool = False,
-          output_dir: str | None = None, callbacks=(), resume_from_checkpoint: str | None = None,
-          **overrides) -> dict:
+def train(
+    cfg: OPDConfig,
+    make_optimizer: Callable | None = None,
+    task: Task | None = None,
+    progress: bool = False,
+    output_dir: str | None = None,
+    callbacks=(),
+    resume_from_checkpoint: str | None = None,
+    **overrides,
+) -> dict:
     """Run OPD as `reference.opd.train(cfg, ...)` does, through `trl.DistillationTrainer`, and return the same dict:
     "config", "initial_metric", "final_metric", "teacher_metric", "curve" (step 0 included; each point step,
     train_seconds, eval_seconds, metric, loss, objective, retained, drift), "events", "train_seconds", "eval_seconds",
@@ -217,36 +274,63 @@ def train(cfg: OPDConfig, make_optimizer: Callable | None = None, task: Task | N
 
     cfg = cfg.resolved()
     if cfg.loss != "full":
-        raise ValueError(f"loss: DistillationTrainer trains the full-vocabulary reverse KL (beta=1), 'full'; got "
-                         f"{cfg.loss!r}")
+        raise ValueError(
+            f"loss: DistillationTrainer trains the full-vocabulary reverse KL (beta=1), 'full'; got {cfg.loss!r}"
+        )
     if task is None:
         task = prepare(cfg, progress=progress)
     elif (task.size, task.regime, task.task_seed, task.device) != (cfg.size, cfg.regime, cfg.task_seed, cfg.device):
-        raise ValueError(f"task was prepared for size={task.size}, regime={task.regime}, task_seed={task.task_seed}, "
-                         f"device={task.device}; cfg asks for {cfg.size}, {cfg.regime}, {cfg.task_seed}, {cfg.device}")
+        raise ValueError(
+            f"task was prepared for size={task.size}, regime={task.regime}, task_seed={task.task_seed}, "
+            f"device={task.device}; cfg asks for {cfg.size}, {cfg.regime}, {cfg.task_seed}, {cfg.device}"
+        )
     student = student_of(task, cfg.device)
     probes = make_probes(task, student)
-    opt = build_optimizer(cfg.optimizer, student, cfg.lr, probes) if make_optimizer is None else make_optimizer(
-        student, probes)
+    opt = (
+        build_optimizer(cfg.optimizer, student, cfg.lr, probes)
+        if make_optimizer is None
+        else make_optimizer(student, probes)
+    )
     curve = _curve_callback(task, student, opt, cfg.eval_every, cfg.seed)
     extra = [EffoptCallback(opt.probe)] if isinstance(opt, ExtrapolatingOptimizer) else []  # events to the log
     with contextlib.ExitStack() as stack:
         folder = output_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="effopt-distill-"))
-        args = distill_config(folder, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-                              eval_every=cfg.eval_every, temperature=cfg.temperature, device=cfg.device,
-                              max_completion_length=task.data["eval"].answer_ids.shape[1],
-                              disable_tqdm=not progress, **overrides)
-        trainer = DistillationTrainer(model=student, teacher_model=task.teacher, args=args,
-                                      train_dataset=prompts_dataset(task, cfg.steps, cfg.batch_size, cfg.seed),
-                                      processing_class=task.tokenizer, callbacks=[curve, *extra, *callbacks],
-                                      optimizers=(opt, None))
+        args = distill_config(
+            folder,
+            steps=cfg.steps,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            seed=cfg.seed,
+            eval_every=cfg.eval_every,
+            temperature=cfg.temperature,
+            device=cfg.device,
+            max_completion_length=task.data["eval"].answer_ids.shape[1],
+            disable_tqdm=not progress,
+            **overrides,
+        )
+        trainer = DistillationTrainer(
+            model=student,
+            teacher_model=task.teacher,
+            args=args,
+            train_dataset=prompts_dataset(task, cfg.steps, cfg.batch_size, cfg.seed),
+            processing_class=task.tokenizer,
+            callbacks=[curve, *extra, *callbacks],
+            optimizers=(opt, None),
+        )
         if not progress:  # with disable_tqdm the Trainer prints every log line instead of a bar
             from transformers import PrinterCallback
 
             trainer.remove_callback(PrinterCallback)
         trainer.train(resume_from_checkpoint=resume_from_checkpoint)
-    result = run_result(cfg, curve.curve, opt, curve.train_seconds, cfg.device, eval_seconds=curve.eval_seconds,
-                        teacher_metric=task.teacher_metric)
+    result = run_result(
+        cfg,
+        curve.curve,
+        opt,
+        curve.train_seconds,
+        cfg.device,
+        eval_seconds=curve.eval_seconds,
+        teacher_metric=task.teacher_metric,
+    )
     result["log_history"] = trainer.state.log_history
     return result
 
@@ -256,8 +340,9 @@ def train(cfg: OPDConfig, make_optimizer: Callable | None = None, task: Task | N
 
 
 def cli(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m examples.trl_distill", description=__doc__.split("\n\n")[0],
-                                     formatter_class=ShowDefaults)
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.trl_distill", description=__doc__.split("\n\n")[0], formatter_class=ShowDefaults
+    )
     parser.add_argument("--size", default="tiny", choices=("tiny", "quick", "gpu"), help="reference.opd.SIZES")
     parser.add_argument("--task-seed", type=int, default=0, help="the world: teacher and the student's start")
     parser.add_argument("--steps", type=int, default=300, help="optimizer steps")
@@ -271,12 +356,21 @@ def cli(argv: list[str] | None = None) -> dict:
     from reference.common import write_json
     from reference.opd import OPDConfig
 
-    cfg = OPDConfig(size=args.size, regime="near-teacher", optimizer=args.optimizer, lr=args.lr, steps=args.steps,
-                    seed=args.seed, task_seed=args.task_seed)
+    cfg = OPDConfig(
+        size=args.size,
+        regime="near-teacher",
+        optimizer=args.optimizer,
+        lr=args.lr,
+        steps=args.steps,
+        seed=args.seed,
+        task_seed=args.task_seed,
+    )
     result = train(cfg, progress=args.progress)
-    print(f"trl-distill {args.optimizer}: exact match {result['initial_metric']:.3f} -> {result['final_metric']:.3f} "
-          f"in {args.steps} steps, {result['train_seconds']:.1f} s training + {result['eval_seconds']:.1f} s "
-          f"evaluation, {len(result['events'])} events (teacher {result['teacher_metric']:.3f})")
+    print(
+        f"trl-distill {args.optimizer}: exact match {result['initial_metric']:.3f} -> {result['final_metric']:.3f} "
+        f"in {args.steps} steps, {result['train_seconds']:.1f} s training + {result['eval_seconds']:.1f} s "
+        f"evaluation, {len(result['events'])} events (teacher {result['teacher_metric']:.3f})"
+    )
     if args.out:
         write_json(args.out, {k: v for k, v in result.items() if k != "log_history"})
     return result

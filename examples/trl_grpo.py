@@ -38,10 +38,18 @@ def main(max_steps: int = 8, output_dir: str | None = None, callbacks=()) -> GRP
 
     torch.manual_seed(0)
     tokenizer = build_tokenizer()
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32,
-                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=32,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     model = LlamaForCausalLM(config)
     prompts = Dataset.from_dict({"prompt": [f"{a}+{b}=" for a in range(10) for b in range(10)]})
     probe_inputs = tokenizer([f"{a}{b}+{b}{a}=" for a in range(4) for b in range(4)], return_tensors="pt")
@@ -53,13 +61,23 @@ def main(max_steps: int = 8, output_dir: str | None = None, callbacks=()) -> GRP
         return logits.softmax(-1)[:, seven].mean().item()
 
     args = GRPOConfig(
-        output_dir or tempfile.mkdtemp(prefix="effopt-grpo-"), max_steps=max_steps, learning_rate=1e-3,
-        lr_scheduler_type="constant", per_device_train_batch_size=8, num_generations=4, max_completion_length=4,
-        logging_steps=4, save_strategy="no", report_to=[], use_cpu=True, seed=0,
+        output_dir or tempfile.mkdtemp(prefix="effopt-grpo-"),
+        max_steps=max_steps,
+        learning_rate=1e-3,
+        lr_scheduler_type="constant",
+        per_device_train_batch_size=8,
+        num_generations=4,
+        max_completion_length=4,
+        logging_steps=4,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        seed=0,
     )
     # README: grpo
-    trainer = GRPOTrainer(model=model, reward_funcs=sevens, args=args, train_dataset=prompts,
-                          processing_class=tokenizer)
+    trainer = GRPOTrainer(
+        model=model, reward_funcs=sevens, args=args, train_dataset=prompts, processing_class=tokenizer
+    )
     trainer.add_callback(EffoptCallback(p_seven, trainer=trainer))  # the probe; events go to the Trainer's log
     trainer.optimizer_cls_and_kwargs = (extrapolating(torch.optim.AdamW, mode="max"), {"lr": args.learning_rate})
     # README: end
@@ -70,11 +88,13 @@ def main(max_steps: int = 8, output_dir: str | None = None, callbacks=()) -> GRP
 
 
 def cli(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m examples.trl_grpo", description=__doc__.split("\n\n")[0],
-                                     formatter_class=ShowDefaults)
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.trl_grpo", description=__doc__.split("\n\n")[0], formatter_class=ShowDefaults
+    )
     parser.add_argument("--max-steps", type=int, default=8, help="GRPO steps")
-    parser.add_argument("--output-dir", default=None,
-                        help="the Trainer's output folder; none given: a new temporary one")
+    parser.add_argument(
+        "--output-dir", default=None, help="the Trainer's output folder; none given: a new temporary one"
+    )
     args = parser.parse_args(argv)
     trainer = main(max_steps=args.max_steps, output_dir=args.output_dir)
     for event in trainer.optimizer.optimizer.events:

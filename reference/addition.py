@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -46,30 +46,68 @@ class Size:
 
 
 def _llama(hidden: int, layers: int, heads: int) -> dict:
-    return dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
-                intermediate_size=4 * hidden)
+    return dict(
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        intermediate_size=4 * hidden,
+    )
 
 
 SIZES: dict[str, Size] = {
     # For tests: seconds to build, accuracy meaningless.
-    "tiny": Size(digits=2, teacher=_llama(32, 1, 2), student=_llama(16, 1, 2),
-                 splits=dict(train=4096, opd=512, dev=64, probe_loss=32, probe_accuracy=16, eval=64),
-                 skill_splits=dict(skill_train=2048, skill_dev=64, skill_eval=64),
-                 teacher_steps=60, teacher_target=0.99, teacher_batch=64, student_max_steps=20, student_batch=64,
-                 check_every=20, student_check_every=10, batch_size=16, eval_every=2),
+    "tiny": Size(
+        digits=2,
+        teacher=_llama(32, 1, 2),
+        student=_llama(16, 1, 2),
+        splits=dict(train=4096, opd=512, dev=64, probe_loss=32, probe_accuracy=16, eval=64),
+        skill_splits=dict(skill_train=2048, skill_dev=64, skill_eval=64),
+        teacher_steps=60,
+        teacher_target=0.99,
+        teacher_batch=64,
+        student_max_steps=20,
+        student_batch=64,
+        check_every=20,
+        student_check_every=10,
+        batch_size=16,
+        eval_every=2,
+    ),
     # CPU: the teacher trains once in about 4 minutes on one core; an OPD step takes about 0.065 s.
-    "quick": Size(digits=4, teacher=_llama(128, 2, 4), student=_llama(64, 2, 4),
-                  splits=dict(train=131072, opd=16384, dev=256, probe_loss=128, probe_accuracy=50, eval=512),
-                  skill_splits=dict(skill_train=65536, skill_dev=256, skill_eval=256),
-                  teacher_steps=1500, teacher_target=0.99, teacher_batch=128, student_max_steps=4000,
-                  student_batch=128, check_every=25, student_check_every=5, batch_size=64, eval_every=10),
+    "quick": Size(
+        digits=4,
+        teacher=_llama(128, 2, 4),
+        student=_llama(64, 2, 4),
+        splits=dict(train=131072, opd=16384, dev=256, probe_loss=128, probe_accuracy=50, eval=512),
+        skill_splits=dict(skill_train=65536, skill_dev=256, skill_eval=256),
+        teacher_steps=1500,
+        teacher_target=0.99,
+        teacher_batch=128,
+        student_max_steps=4000,
+        student_batch=128,
+        check_every=25,
+        student_check_every=5,
+        batch_size=64,
+        eval_every=10,
+    ),
     # One GPU: a longer task, larger models and batches, a larger evaluation set. Not yet run on a GPU: the regimes'
     # learning rates were tuned at the quick size.
-    "gpu": Size(digits=5, teacher=_llama(256, 4, 8), student=_llama(96, 2, 4),
-                splits=dict(train=524288, opd=65536, dev=512, probe_loss=256, probe_accuracy=50, eval=1024),
-                skill_splits=dict(skill_train=131072, skill_dev=512, skill_eval=512),
-                teacher_steps=8000, teacher_target=0.99, teacher_batch=256, student_max_steps=8000,
-                student_batch=256, check_every=50, student_check_every=10, batch_size=256, eval_every=20),
+    "gpu": Size(
+        digits=5,
+        teacher=_llama(256, 4, 8),
+        student=_llama(96, 2, 4),
+        splits=dict(train=524288, opd=65536, dev=512, probe_loss=256, probe_accuracy=50, eval=1024),
+        skill_splits=dict(skill_train=131072, skill_dev=512, skill_eval=512),
+        teacher_steps=8000,
+        teacher_target=0.99,
+        teacher_batch=256,
+        student_max_steps=8000,
+        student_batch=256,
+        check_every=50,
+        student_check_every=10,
+        batch_size=256,
+        eval_every=20,
+    ),
 }
 
 
@@ -81,7 +119,7 @@ SFT = dict(lr=3e-3, betas=(0.9, 0.98), warmup=100, clip=1.0)
 # Tokenizer and data
 
 
-@lru_cache(maxsize=None)
+@cache
 def build_tokenizer():
     """A transformers fast tokenizer with one token per character of "0123456789+=" and four specials."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
@@ -92,8 +130,9 @@ def build_tokenizer():
     backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     backend.decoder = decoders.Fuse()
     backend.post_processor = processors.TemplateProcessing(single=f"{BOS} $A", special_tokens=[(BOS, vocab[BOS])])
-    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=BOS, eos_token=EOS, pad_token=PAD,
-                                   unk_token=UNK, padding_side="left")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token=BOS, eos_token=EOS, pad_token=PAD, unk_token=UNK, padding_side="left"
+    )
 
 
 def _make_splits(splits: dict, seed: int, draw, render):
@@ -112,28 +151,39 @@ def _make_splits(splits: dict, seed: int, draw, render):
                 seen.add(item)
                 items.append(item)
         prompts, answers = map(list, zip(*map(render, items)))
-        out[name] = Dataset.from_dict({
-            "prompt": prompts,
-            "answer": answers,
-            "prompt_ids": tokenizer(prompts)["input_ids"],  # "<s>" first
-            "answer_ids": [ids + [tokenizer.eos_token_id]
-                           for ids in tokenizer(answers, add_special_tokens=False)["input_ids"]],
-        })
+        out[name] = Dataset.from_dict(
+            {
+                "prompt": prompts,
+                "answer": answers,
+                "prompt_ids": tokenizer(prompts)["input_ids"],  # "<s>" first
+                "answer_ids": [
+                    ids + [tokenizer.eos_token_id] for ids in tokenizer(answers, add_special_tokens=False)["input_ids"]
+                ],
+            }
+        )
     return DatasetDict(out)
 
 
 def _make_data(digits: int, splits: dict, seed: int):
     """Disjoint splits of distinct problems a + b, operands uniform in [0, 10^digits), zero-padded to fixed width."""
-    return _make_splits(splits, seed, lambda rng: (rng.randrange(10**digits), rng.randrange(10**digits)),
-                        lambda ab: (f"{ab[0]:0{digits}d}+{ab[1]:0{digits}d}=", f"{sum(ab):0{digits + 1}d}"))
+    return _make_splits(
+        splits,
+        seed,
+        lambda rng: (rng.randrange(10**digits), rng.randrange(10**digits)),
+        lambda ab: (f"{ab[0]:0{digits}d}+{ab[1]:0{digits}d}=", f"{sum(ab):0{digits + 1}d}"),
+    )
 
 
 def _make_skill_data(digits: int, splits: dict, seed: int):
     """The retained skill, which OPD never trains: "<s>+" and 2n digits, "=", asks for the last n + 1 digits in
     reverse order ("+04275191=" -> "19157"). Same prompt and answer lengths as the addition problems, a format the
     teacher never sees; the student learns it before its addition warm-up and keeps it through that warm-up."""
-    return _make_splits(splits, seed, lambda rng: "".join(rng.choice("0123456789") for _ in range(2 * digits)),
-                        lambda d: (f"+{d}=", d[-(digits + 1):][::-1]))
+    return _make_splits(
+        splits,
+        seed,
+        lambda rng: "".join(rng.choice("0123456789") for _ in range(2 * digits)),
+        lambda d: (f"+{d}=", d[-(digits + 1) :][::-1]),
+    )
 
 
 @dataclass
@@ -150,8 +200,12 @@ class Split:
         return cls(strings["prompt"], strings["answer"], ids["prompt_ids"].to(device), ids["answer_ids"].to(device))
 
     def __add__(self, other: Split) -> Split:
-        return Split(self.prompts + other.prompts, self.answers + other.answers,
-                     torch.cat([self.prompt_ids, other.prompt_ids]), torch.cat([self.answer_ids, other.answer_ids]))
+        return Split(
+            self.prompts + other.prompts,
+            self.answers + other.answers,
+            torch.cat([self.prompt_ids, other.prompt_ids]),
+            torch.cat([self.answer_ids, other.answer_ids]),
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -162,14 +216,21 @@ def build_model(spec: dict, device="cpu"):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tokenizer = build_tokenizer()
-    config = LlamaConfig(vocab_size=len(VOCAB), max_position_embeddings=64, tie_word_embeddings=False,
-                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, **spec)
+    config = LlamaConfig(
+        vocab_size=len(VOCAB),
+        max_position_embeddings=64,
+        tie_word_embeddings=False,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        **spec,
+    )
     return LlamaForCausalLM(config).to(device)
 
 
-def generate(model, prompt_ids: torch.Tensor, new_tokens: int, sample: bool, temperature: float = 1.0,
-             chunk: int = 1024) -> torch.Tensor:
+def generate(
+    model, prompt_ids: torch.Tensor, new_tokens: int, sample: bool, temperature: float = 1.0, chunk: int = 1024
+) -> torch.Tensor:
     """Completions (N, new_tokens) of fixed-length prompts: greedy, or sampled at `temperature` (no top-k/top-p).
 
     After "</s>" the rest of a row is "<pad>". Uses the global RNG; callers that must not disturb it fork it.
@@ -177,15 +238,21 @@ def generate(model, prompt_ids: torch.Tensor, new_tokens: int, sample: bool, tem
     from transformers import GenerationConfig
 
     tokenizer = build_tokenizer()
-    config = GenerationConfig(max_new_tokens=new_tokens, min_new_tokens=0, do_sample=sample, use_cache=True,
-                              pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                              bos_token_id=tokenizer.bos_token_id,
-                              **(dict(temperature=temperature, top_k=0, top_p=1.0) if sample else {}))
+    config = GenerationConfig(
+        max_new_tokens=new_tokens,
+        min_new_tokens=0,
+        do_sample=sample,
+        use_cache=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        **(dict(temperature=temperature, top_k=0, top_p=1.0) if sample else {}),
+    )
     out = []
     with torch.no_grad():
         for part in prompt_ids.split(chunk):
             seq = model.generate(part, attention_mask=torch.ones_like(part), generation_config=config)
-            completion = seq[:, part.shape[1]:]
+            completion = seq[:, part.shape[1] :]
             if completion.shape[1] < new_tokens:  # every row stopped early
                 completion = F.pad(completion, (0, new_tokens - completion.shape[1]), value=tokenizer.pad_token_id)
             out.append(completion)
@@ -206,7 +273,7 @@ def decode(completion: torch.Tensor) -> list[str]:
     return tokenizer.batch_decode(rows, skip_special_tokens=True)
 
 
-@lru_cache(maxsize=None)
+@cache
 def exact_match_metric():
     return load_metric("exact_match")
 
@@ -218,7 +285,7 @@ def exact_match(model, split: Split, sample: bool = False, temperature: float = 
 
 def log_probs(model, prompt_ids: torch.Tensor, completion: torch.Tensor) -> torch.Tensor:
     """log p(. | prefix) at each completion position: (N, T, V)."""
-    logits = model(torch.cat([prompt_ids, completion], 1)).logits[:, prompt_ids.shape[1] - 1: -1]
+    logits = model(torch.cat([prompt_ids, completion], 1)).logits[:, prompt_ids.shape[1] - 1 : -1]
     return logits.float().log_softmax(-1)
 
 
@@ -231,8 +298,18 @@ def reverse_kl(student_logp: torch.Tensor, teacher_logp: torch.Tensor) -> torch.
 # Supervised training: the teacher, and the student's warm-up
 
 
-def _supervised(model, train: Split, dev: Split, steps: int, batch: int, target: float, check_every: int, seed: int,
-                desc: str, progress: bool) -> dict:
+def _supervised(
+    model,
+    train: Split,
+    dev: Split,
+    steps: int,
+    batch: int,
+    target: float,
+    check_every: int,
+    seed: int,
+    desc: str,
+    progress: bool,
+) -> dict:
     """Cross-entropy on answer tokens until greedy dev accuracy reaches `target` (checked every `check_every` steps)
     or `steps` run out; AdamW with a linear warm-up, then a cosine decay over `steps`. Returns a CPU state dict."""
     from tqdm.auto import tqdm
@@ -280,8 +357,9 @@ class TeacherTargets:
     @classmethod
     def of(cls, teacher, split: Split) -> TeacherTargets:
         completion = generate(teacher, split.prompt_ids, split.answer_ids.shape[1], sample=False)
-        return cls(split.prompt_ids, completion, log_probs(teacher, split.prompt_ids, completion),
-                   completion_mask(completion))
+        return cls(
+            split.prompt_ids, completion, log_probs(teacher, split.prompt_ids, completion), completion_mask(completion)
+        )
 
     def reverse_kl(self, student) -> float:
         """The mean per-token KL(student || teacher) on these sequences (call without gradients)."""

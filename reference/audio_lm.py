@@ -14,7 +14,6 @@ from torch import nn
 from reference import audio
 from reference.common import kl_over_vocab, set_seed, through_first
 
-
 # Model, data and clean pre-training per size; `lr` is the post-training learning rate.
 # fmt: off
 _SIZE_COLUMNS = ("d_model", "layers", "heads", "ffn", "width", "n_pretrain", "pretrain_steps", "n_train", "n_probe",

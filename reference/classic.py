@@ -49,7 +49,10 @@ def train(cfg: ClassicConfig, make_optimizer=None, progress: bool = False) -> di
     (x, y), (px, py), (ex, ey) = make_data(cfg)
     set_seed(cfg.seed)
     model = torch.nn.Sequential(
-        torch.nn.Linear(32, cfg.hidden), torch.nn.GELU(), torch.nn.Linear(cfg.hidden, cfg.hidden), torch.nn.GELU(),
+        torch.nn.Linear(32, cfg.hidden),
+        torch.nn.GELU(),
+        torch.nn.Linear(cfg.hidden, cfg.hidden),
+        torch.nn.GELU(),
         torch.nn.Linear(cfg.hidden, 10),
     )
 
@@ -83,16 +86,24 @@ def train(cfg: ClassicConfig, make_optimizer=None, progress: bool = False) -> di
             start = time.perf_counter()
             metric = evaluate()
             eval_seconds += time.perf_counter() - start
-            curve.append({"step": step, "train_seconds": train_seconds, "eval_seconds": eval_seconds,
-                          "metric": metric, "loss": loss.item()})
+            curve.append(
+                {
+                    "step": step,
+                    "train_seconds": train_seconds,
+                    "eval_seconds": eval_seconds,
+                    "metric": metric,
+                    "loss": loss.item(),
+                }
+            )
             if progress:
                 print(f"step {step:5d}  loss {loss.item():.4f}  accuracy {metric:.4f}")
     return run_result(cfg, curve, opt, train_seconds, "cpu", eval_seconds=eval_seconds)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m reference.classic", description=__doc__.splitlines()[0],
-                                     formatter_class=ShowDefaults)
+    parser = argparse.ArgumentParser(
+        prog="python -m reference.classic", description=__doc__.splitlines()[0], formatter_class=ShowDefaults
+    )
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw", help="reference.optimizers.OPTIMIZERS")
     parser.add_argument("--lr", type=float, default=ClassicConfig.lr, help="AdamW's tuned lr")
     parser.add_argument("--steps", type=int, default=ClassicConfig.steps, help="optimizer steps")

@@ -13,8 +13,9 @@ import random
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -89,7 +90,7 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def dataset_digest(data: "datasets.DatasetDict") -> str:
+def dataset_digest(data: datasets.DatasetDict) -> str:
     """SHA-256 of a DatasetDict's contents (every split, column and value, in order), independent of how it is stored
     on disk: what says two builds of the same data agree."""
     digest = hashlib.sha256()
@@ -114,8 +115,11 @@ def write_shipped(kind: str, config: dict, state: dict, folder: Path = SHIPPED_D
     wanted = json.loads(json.dumps(config, default=str))
     path = folder / f"{kind}-{config_key(config)}.safetensors"
     folder.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata={"config": json.dumps(wanted, sort_keys=True),
-                                            "extra": json.dumps(extra, sort_keys=True)})
+    save_file(
+        tensors,
+        str(path),
+        metadata={"config": json.dumps(wanted, sort_keys=True), "extra": json.dumps(extra, sort_keys=True)},
+    )
     return path
 
 
@@ -132,8 +136,11 @@ def load_shipped(kind: str, config: dict) -> dict | None:
 
     digest = sha256_file(path)
     if digest != listed["sha256"]:
-        warnings.warn(f"shipped instance {path} has SHA-256 {digest}, MANIFEST.json says {listed['sha256']}: not "
-                      "using it (building instead)", stacklevel=3)
+        warnings.warn(
+            f"shipped instance {path} has SHA-256 {digest}, MANIFEST.json says {listed['sha256']}: not "
+            "using it (building instead)",
+            stacklevel=3,
+        )
         return None
     with safe_open(str(path), framework="pt") as file:
         metadata = file.metadata()
@@ -185,7 +192,7 @@ def cached_state_dict(
     return state_dict
 
 
-def cached_dataset(kind: str, config: dict, build: Callable[[], "datasets.DatasetDict"]) -> "datasets.DatasetDict":
+def cached_dataset(kind: str, config: dict, build: Callable[[], datasets.DatasetDict]) -> datasets.DatasetDict:
     """The `datasets.DatasetDict` that `build()` makes for `config`, generated only when the cache lacks it.
 
     Like `cached_state_dict`: a folder named by a hash of `config` holds the data (`save_to_disk`) and the config;

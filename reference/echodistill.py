@@ -58,17 +58,17 @@ from reference.audio_lm import (  # noqa: F401 (the world's names, re-exported: 
     sequence_logprob,
 )
 from reference.common import (
+    ShowDefaults,
     cache_dir,
     cached_state_dict,
     evaluating,
     group_advantages,
     last_event,
     load_metric,
-    ShowDefaults,
     run_result,
     sync,
+    write_json,
 )
-from reference.common import write_json
 from reference.optimizers import build_optimizer
 
 
@@ -131,8 +131,10 @@ def prepare(cfg: EchoConfig) -> Task:
     data = cached_state_dict(
         "echodistill-data", data_key | {"vocab": VOCAB}, lambda: build("data", lambda: build_data(cfg.size))
     )
-    data = {name: {k: v.float() / 255 if torch.is_tensor(v) and v.dtype == torch.uint8 else v for k, v in split.items()}
-            for name, split in data.items()}
+    data = {
+        name: {k: v.float() / 255 if torch.is_tensor(v) and v.dtype == torch.uint8 else v for k, v in split.items()}
+        for name, split in data.items()
+    }
     model_key = {k: s[k] for k in ("d_model", "layers", "heads", "ffn", "width", "n_pretrain", "pretrain_steps")}
     model_key |= {
         "features": FEATURES,
@@ -381,8 +383,9 @@ def train(cfg: EchoConfig, make_optimizer=None, task: Task | None = None, progre
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m reference.echodistill", description=__doc__.split("\n")[0],
-                                     formatter_class=ShowDefaults)
+    parser = argparse.ArgumentParser(
+        prog="python -m reference.echodistill", description=__doc__.split("\n")[0], formatter_class=ShowDefaults
+    )
     for field in dataclasses.fields(EchoConfig):
         flag, default = "--" + field.name.replace("_", "-"), field.default
         about = f"EchoConfig.{field.name}"

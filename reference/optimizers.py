@@ -8,7 +8,7 @@ mode "min") and "accuracy" (the paper's sampled validation accuracy, mode "max")
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -68,8 +68,9 @@ BUILDERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "effopt-paper-loss": lambda model, lr, probes: _effopt(model, lr, probes, preset="effopd"),
     # Then the search changed too (a quadratic line search, still at powers of two, the lr fixed); then the Backoff
     # schedule ("effopt-noscale"); then the persistent step size, which makes effopt's default ("effopt").
-    "effopt-quadratic": lambda model, lr, probes: _effopt(model, lr, probes, schedule=PowersOfTwo(),
-                                                          step_scale=StepScale(high=1.0)),
+    "effopt-quadratic": lambda model, lr, probes: _effopt(
+        model, lr, probes, schedule=PowersOfTwo(), step_scale=StepScale(high=1.0)
+    ),
     "effopt-noscale": lambda model, lr, probes: _effopt(model, lr, probes, step_scale=StepScale(high=1.0)),
     # The default with a guard: fast, but no move may spend more than GUARD_BUDGET of KL to the start on the retained
     # skill. Only for loops with a "drift" probe.
@@ -92,7 +93,17 @@ LR_FREE = ("prodigy",)  #: optimizers that set their own step size and ignore `l
 
 
 def build_optimizer(name: str, model: torch.nn.Module, lr: float, probes: Probes) -> torch.optim.Optimizer:
-    """The optimizer called `name` (one of OPTIMIZERS) over `model`'s parameters at learning rate `lr`."""
-    if name not in BUILDERS:
-        raise ValueError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, got {name!r}")
-    return BUILDERS[name](model, lr, probes)
+    """The optimizer called `name` (one of OPTIMIZERS) over `model`'s parameters at learning rate `lr`.
+
+    `effopt-budget@COST` is effopt-budget with a declared probe cost, COST base steps a call (ProbeBudget(cost=COST)):
+    its events are then the same on every machine, where a measured cost follows the clock."""
+    base, _, cost = name.partition("@")
+    if base not in BUILDERS or (cost and base != "effopt-budget"):
+        raise ValueError(f"optimizer: expected one of {', '.join(OPTIMIZERS)} (or effopt-budget@COST), got {name!r}")
+    if cost:
+        try:
+            declared = float(cost)
+        except ValueError:
+            raise ValueError(f"optimizer: effopt-budget@COST needs a number of base steps, got {name!r}") from None
+        return _effopt(model, lr, probes, budget=ProbeBudget(cost=declared))
+    return BUILDERS[base](model, lr, probes)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -37,20 +37,22 @@ class SFTConfig:
     device: str | None = None  # None: "cuda" when available, else "cpu"
 
     def opd_config(self) -> opd.OPDConfig:
-        return opd.OPDConfig(size=self.size, regime=self.regime, task_seed=self.task_seed, device=self.device,
-                             eval_every=self.eval_every).resolved()
+        return opd.OPDConfig(
+            size=self.size, regime=self.regime, task_seed=self.task_seed, device=self.device, eval_every=self.eval_every
+        ).resolved()
 
 
 def cross_entropy(model, split: opd.Split, rows: torch.Tensor | None = None) -> torch.Tensor:
     """Mean cross-entropy of the reference answers (and "</s>"), teacher-forced."""
-    prompt_ids, answer_ids = (split.prompt_ids, split.answer_ids) if rows is None else (
-        split.prompt_ids[rows], split.answer_ids[rows])
+    prompt_ids, answer_ids = (
+        (split.prompt_ids, split.answer_ids) if rows is None else (split.prompt_ids[rows], split.answer_ids[rows])
+    )
     logp = opd.log_probs(model, prompt_ids, answer_ids)
     return F.nll_loss(logp.flatten(0, 1), answer_ids.flatten())
 
 
 def make_probes(task: opd.Task, model) -> Probes:
-    """"loss": cross-entropy on the probe_loss split; "accuracy" and "drift" as in OPD (reference.opd.make_probes)."""
+    """ "loss": cross-entropy on the probe_loss split; "accuracy" and "drift" as in OPD (reference.opd.make_probes)."""
 
     def loss() -> float:
         with evaluating(model):
@@ -59,8 +61,9 @@ def make_probes(task: opd.Task, model) -> Probes:
     return {**opd.make_probes(task, model), "loss": (loss, "min")}
 
 
-def train(cfg: SFTConfig, make_optimizer: Callable | None = None, task: opd.Task | None = None,
-          progress: bool = True) -> dict:
+def train(
+    cfg: SFTConfig, make_optimizer: Callable | None = None, task: opd.Task | None = None, progress: bool = True
+) -> dict:
     """Fine-tune for `cfg.steps` steps; the result has the same shape as reference.opd.train's (objective: the
     cross-entropy of the eval split's reference answers)."""
     ocfg = cfg.opd_config()
@@ -85,12 +88,23 @@ def train(cfg: SFTConfig, make_optimizer: Callable | None = None, task: opd.Task
             kept = opd.retention(task, model)
         sync(ocfg.device)
         eval_seconds += time.perf_counter() - start
-        curve.append(dict(step=step, train_seconds=train_seconds, eval_seconds=eval_seconds, metric=metric, loss=loss,
-                          objective=objective, **kept))
+        curve.append(
+            dict(
+                step=step,
+                train_seconds=train_seconds,
+                eval_seconds=eval_seconds,
+                metric=metric,
+                loss=loss,
+                objective=objective,
+                **kept,
+            )
+        )
         if progress:
             event = last_event(opt)
-            print(f"sft step {step:4d}  exact match {metric:.3f}  retained {kept['retained']:.3f}"
-                  + (f"  last event {event}" if event else ""))
+            print(
+                f"sft step {step:4d}  exact match {metric:.3f}  retained {kept['retained']:.3f}"
+                + (f"  last event {event}" if event else "")
+            )
 
     evaluate(0, None)
     for step in range(1, cfg.steps + 1):
@@ -109,8 +123,9 @@ def train(cfg: SFTConfig, make_optimizer: Callable | None = None, task: opd.Task
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m reference.sft", description=__doc__.split("\n\n")[0],
-                                     formatter_class=ShowDefaults)
+    parser = argparse.ArgumentParser(
+        prog="python -m reference.sft", description=__doc__.split("\n\n")[0], formatter_class=ShowDefaults
+    )
     parser.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS, help="reference.optimizers.OPTIMIZERS")
     parser.add_argument("--size", default="quick", choices=tuple(opd.SIZES), help="as in reference.opd")
     parser.add_argument("--lr", type=float, default=SFTConfig.lr, help="a post-training lr")
@@ -118,10 +133,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="batch order")
     parser.add_argument("--out", default=None, help="write the result as JSON here")
     args = parser.parse_args()
-    result = train(SFTConfig(size=args.size, optimizer=args.optimizer, lr=args.lr, steps=args.steps, seed=args.seed),
-                   progress=False)
-    print(f"sft {args.optimizer}: exact match {result['initial_metric']:.3f} -> {result['final_metric']:.3f} in "
-          f"{args.steps} steps, {result['train_seconds']:.1f} s training")
+    result = train(
+        SFTConfig(size=args.size, optimizer=args.optimizer, lr=args.lr, steps=args.steps, seed=args.seed),
+        progress=False,
+    )
+    print(
+        f"sft {args.optimizer}: exact match {result['initial_metric']:.3f} -> {result['final_metric']:.3f} in "
+        f"{args.steps} steps, {result['train_seconds']:.1f} s training"
+    )
     if args.out:
         write_json(args.out, result)
 

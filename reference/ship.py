@@ -26,14 +26,17 @@ from pathlib import Path
 
 import torch
 
-from reference.common import ShowDefaults, SHIPPED_DIR, dataset_digest, sha256_file, write_shipped
+from reference.common import SHIPPED_DIR, ShowDefaults, dataset_digest, sha256_file, write_shipped
 
 
 def cpu_name() -> str:
     """The CPU's model name with its family and model numbers (Linux's /proc/cpuinfo), else what platform says."""
     try:
-        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
-                      if ":" in line)
+        fields = dict(
+            line.split(":", 1)
+            for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
+            if ":" in line
+        )
         fields = {k.strip(): v.strip() for k, v in fields.items()}
         return f"{fields['model name']} (family {fields['cpu family']}, model {fields['model']})"
     except (OSError, KeyError):
@@ -53,8 +56,9 @@ def opd_shortfalls(task_seed: int, size: str = "quick") -> list[str]:
         with torch.no_grad():
             reached["teacher"] = (opd.exact_match(task.teacher, task.data["dev"]), opd.SIZES[size].teacher_target)
             reached[f"{regime} student"] = (opd.exact_match(student.eval(), task.data["dev"]), spec.student_target)
-    return [f"{who}: dev exact match {got:.3f} < its target {goal}" for who, (got, goal) in reached.items()
-            if got < goal]
+    return [
+        f"{who}: dev exact match {got:.3f} < its target {goal}" for who, (got, goal) in reached.items() if got < goal
+    ]
 
 
 def build(instances: int, size: str = "quick") -> dict:
@@ -65,8 +69,10 @@ def build(instances: int, size: str = "quick") -> dict:
     seeds, rejected, seed = [], {}, 0
     while len(seeds) < instances:
         if len(rejected) >= 2 * instances:
-            raise RuntimeError(f"size {size!r}: {len(rejected)} OPD task seeds fell short of their recipes' targets "
-                               f"({rejected}); fix the recipe before shipping")
+            raise RuntimeError(
+                f"size {size!r}: {len(rejected)} OPD task seeds fell short of their recipes' targets "
+                f"({rejected}); fix the recipe before shipping"
+            )
         shortfalls = opd_shortfalls(seed, size)
         if shortfalls:
             rejected[str(seed)] = shortfalls
@@ -84,14 +90,19 @@ def portable_digests(cache: Path, skip: set[int] = frozenset()) -> dict:
     digests."""
     import datasets
 
-    folders = [path for path in sorted(cache.iterdir()) if (path / "effopt_config.json").exists()
-               and json.loads((path / "effopt_config.json").read_text())["seed"] not in skip]
+    folders = [
+        path
+        for path in sorted(cache.iterdir())
+        if (path / "effopt_config.json").exists()
+        and json.loads((path / "effopt_config.json").read_text())["seed"] not in skip
+    ]
     return {path.name: dataset_digest(datasets.load_from_disk(str(path))) for path in folders}
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m reference.ship", description=__doc__.split("\n\n")[0],
-                                     formatter_class=ShowDefaults)
+    parser = argparse.ArgumentParser(
+        prog="python -m reference.ship", description=__doc__.split("\n\n")[0], formatter_class=ShowDefaults
+    )
     parser.add_argument("--instances", type=int, default=3, help="valid instances of each task to ship")
     parser.add_argument("--size", default="quick", help="the size to build and ship")
     parser.add_argument("--out", type=Path, default=SHIPPED_DIR, help="where the files and MANIFEST.json go")
@@ -111,11 +122,18 @@ def main(argv: list[str] | None = None) -> None:
             shipped = write_shipped(kind, saved["config"], saved["state_dict"], args.out)
             files[shipped.name] = {"kind": kind, "sha256": sha256_file(shipped), "bytes": shipped.stat().st_size}
         portable = portable_digests(Path(cache), skip)
-    manifest = {"built_on": {"cpu": cpu_name(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-                             "cpu_capability": torch.backends.cpu.get_cpu_capability()},
-                "command": f"python -m reference.ship --instances {args.instances} --size {args.size} "
-                           f"--threads {args.threads}",
-                "files": files, "portable": portable, **chosen}
+    manifest = {
+        "built_on": {
+            "cpu": cpu_name(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        },
+        "command": f"python -m reference.ship --instances {args.instances} --size {args.size} --threads {args.threads}",
+        "files": files,
+        "portable": portable,
+        **chosen,
+    }
     (args.out / "MANIFEST.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     print(f"{len(files)} files, {sum(f['bytes'] for f in files.values()) / 2**20:.1f} MiB, in {args.out}")
 

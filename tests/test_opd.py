@@ -38,8 +38,12 @@ def test_runs_end_to_end_and_reuses_the_cache(cache):
         return torch.optim.AdamW(model.parameters(), lr=1e-3)
 
     result = opd.train(cfg, make_optimizer=make_optimizer, task=task, progress=False)
-    assert {name: mode for name, (_, mode) in seen.items()} == {"loss": "min", "rollout": "min", "accuracy": "max",
-                                                                "drift": "min"}
+    assert {name: mode for name, (_, mode) in seen.items()} == {
+        "loss": "min",
+        "rollout": "min",
+        "accuracy": "max",
+        "drift": "min",
+    }
     assert [point["step"] for point in result["curve"]] == [0, 2, 4]
     assert result["curve"][0]["loss"] is None
     for point in result["curve"]:
@@ -61,8 +65,9 @@ def test_same_seed_same_curve_and_both_losses(cache):
     task = opd.prepare(cfg, progress=False)
     first = opd.train(cfg, task=task, progress=False)
     assert _without_timings(first) == _without_timings(opd.train(cfg, task=task, progress=False))
-    other = opd.train(OPDConfig(size="tiny", regime="far", steps=3, eval_every=1, device="cpu", seed=1), task=task,
-                      progress=False)
+    other = opd.train(
+        OPDConfig(size="tiny", regime="far", steps=3, eval_every=1, device="cpu", seed=1), task=task, progress=False
+    )
     assert all(math.isfinite(point["loss"]) for point in other["curve"][1:])
     assert first["config"]["lr"] == opd.REGIMES["far"].lr  # None resolved to the regime's default
 
@@ -109,8 +114,9 @@ def test_a_corrupt_or_mismatched_cache_file_is_rebuilt(cache):
 
 def test_command_line_writes_the_curve(cache, tmp_path):
     out = tmp_path / "run" / "curve.json"
-    opd.main(["--size", "tiny", "--steps", "2", "--eval-every", "1", "--device", "cpu", "--no-progress",
-              "--out", str(out)])
+    opd.main(
+        ["--size", "tiny", "--steps", "2", "--eval-every", "1", "--device", "cpu", "--no-progress", "--out", str(out)]
+    )
     result = json.loads(out.read_text())
     assert [point["step"] for point in result["curve"]] == [0, 1, 2] and result["config"]["size"] == "tiny"
 
@@ -152,7 +158,7 @@ def test_the_retained_skill_is_learnt_and_held_out(cache):
     task = opd.prepare(OPDConfig(size="tiny", device="cpu"), progress=False)
     skill, addition = task.data["skill_eval"], task.data["eval"]
     assert skill.prompt_ids.shape == addition.prompt_ids.shape and skill.answer_ids.shape == addition.answer_ids.shape
-    assert all(p.startswith("+") and a == p[1:-1][::-1][:len(a)] for p, a in zip(skill.prompts, skill.answers))
+    assert all(p.startswith("+") and a == p[1:-1][::-1][: len(a)] for p, a in zip(skill.prompts, skill.answers))
     assert not set(skill.prompts) & set(task.data["skill_train"].prompts)
     student = opd.build_model(task.student_spec)
     student.load_state_dict(task.student_state)

@@ -496,9 +496,7 @@ def test_frozen_parameters_stay_and_get_no_anchor():
 
 def test_added_param_group_is_anchored_and_extrapolated():
     model = make_model()
-    opt = ExtrapolatingOptimizer(
-        torch.optim.SGD(model.attn.parameters(), lr=0.1), search=Fixed(2.0), schedule=Every(2)
-    )
+    opt = ExtrapolatingOptimizer(torch.optim.SGD(model.attn.parameters(), lr=0.1), search=Fixed(2.0), schedule=Every(2))
     train(model, opt, 1)
     opt.add_param_group({"params": list(model.mlp.parameters())})
     assert opt.param_groups[-1][STEP] == 1 and opt.param_groups[-1]["extrapolate"] is True
@@ -641,8 +639,9 @@ def test_non_finite_candidate_weights_end_the_event_at_the_base_step():
 
 def test_non_finite_events_warn_once_per_optimizer_and_move_nothing():
     model, twin = make_model(), make_model()
-    opt = ExtrapolatingOptimizer(torch.optim.AdamW(model.parameters(), lr=0.01), probe=lambda: math.nan,
-                                 schedule=Every(1))
+    opt = ExtrapolatingOptimizer(
+        torch.optim.AdamW(model.parameters(), lr=0.01), probe=lambda: math.nan, schedule=Every(1)
+    )
     bare = torch.optim.AdamW(twin.parameters(), lr=0.01)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -656,8 +655,9 @@ def test_non_finite_events_warn_once_per_optimizer_and_move_nothing():
     assert issubclass(ExtrapolationWarning, RuntimeWarning)
     assert_same_tensors(weights(model), weights(twin))
     assert_same_tensors(base_state(opt), bare.state_dict()["state"])
-    other = ExtrapolatingOptimizer(torch.optim.SGD(twin.parameters(), lr=0.01), probe=lambda: math.nan,
-                                   schedule=Every(1))
+    other = ExtrapolatingOptimizer(
+        torch.optim.SGD(twin.parameters(), lr=0.01), probe=lambda: math.nan, schedule=Every(1)
+    )
     with pytest.warns(ExtrapolationWarning, match="after step 1"):  # once per optimizer, not once per process
         train(twin, other, 2)
 
@@ -668,8 +668,9 @@ def test_non_finite_events_warn_once_per_optimizer_and_move_nothing():
 def dropout_model():
     """Dropout in two places; the last one kept in eval mode on purpose, as a user may freeze a part of a model."""
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Dropout(0.5), torch.nn.Tanh(), torch.nn.Linear(16, 1),
-                                torch.nn.Dropout(0.5))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 16), torch.nn.Dropout(0.5), torch.nn.Tanh(), torch.nn.Linear(16, 1), torch.nn.Dropout(0.5)
+    )
     model[4].eval()
     return model
 
@@ -697,8 +698,9 @@ def test_with_model_a_probe_that_leaves_eval_mode_on_does_not_leak_it_into_train
             return loss_of(model, PROBE_TOKENS, PROBE_TOKENS).item()
 
         model_option = {"module": model, "list": [model]}.get(given)
-        opt = ExtrapolatingOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), probe=probe, schedule=Every(1),
-                                     model=model_option)
+        opt = ExtrapolatingOptimizer(
+            torch.optim.SGD(model.parameters(), lr=0.1), probe=probe, schedule=Every(1), model=model_option
+        )
         train(model, opt, 2)
         assert len(opt.events) == 2 and model.training == (given is not None)
 
@@ -715,8 +717,13 @@ def test_the_probe_sees_eval_mode_and_each_submodule_gets_its_own_mode_back():
         assert first == second  # dropout is off: the probe is deterministic
         return first
 
-    opt = ExtrapolatingOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), probe=probe, schedule=Every(1),
-                                 search=Greedy((2.0, 3.0)), model=model)
+    opt = ExtrapolatingOptimizer(
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        probe=probe,
+        schedule=Every(1),
+        search=Greedy((2.0, 3.0)),
+        model=model,
+    )
     train_mse(model, opt, 3)
     assert len(seen) >= 6 and all(flags == [False] * 6 for flags in seen)
     assert modes(model) == before  # the frozen dropout stays in eval mode, the rest is back in train mode
@@ -730,8 +737,9 @@ def test_the_modes_come_back_when_the_probe_raises():
         model.train()  # switches the frozen dropout on too, then fails
         raise KeyError("validation set missing")
 
-    opt = ExtrapolatingOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), probe=probe, schedule=Every(1),
-                                 model=(model,))
+    opt = ExtrapolatingOptimizer(
+        torch.optim.SGD(model.parameters(), lr=0.1), probe=probe, schedule=Every(1), model=(model,)
+    )
     with pytest.raises(ProbeError):
         train_mse(model, opt, 1)
     assert modes(model) == before
@@ -755,8 +763,13 @@ def test_fsdp2_modules_are_resharded_after_every_probe_call():
         calls.append(model[0].reshards)
         return torch.nn.functional.mse_loss(model(X4), Y1).item()
 
-    opt = ExtrapolatingOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), probe=probe, schedule=Every(1),
-                                 search=Greedy((2.0, 3.0)), model=model)
+    opt = ExtrapolatingOptimizer(
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        probe=probe,
+        schedule=Every(1),
+        search=Greedy((2.0, 3.0)),
+        model=model,
+    )
     train_mse(model, opt, 2)
     assert len(calls) >= 4 and calls == list(range(len(calls)))  # each call comes after the previous one's reshard
     assert model[0].reshards == model[2].reshards == len(calls)
@@ -768,16 +781,18 @@ def test_fsdp2_modules_are_resharded_after_every_probe_call():
 
 def test_model_travels_with_copies_and_stays_out_of_the_checkpoint():
     model = make_model()
-    opt = ExtrapolatingOptimizer(torch.optim.AdamW(model.parameters(), lr=0.01), probe=probe_for(model),
-                                 schedule=Every(4), model=model)
+    opt = ExtrapolatingOptimizer(
+        torch.optim.AdamW(model.parameters(), lr=0.01), probe=probe_for(model), schedule=Every(4), model=model
+    )
     train(model, opt, 5)
     buffer = io.BytesIO()
     torch.save(opt.state_dict(), buffer)
     buffer.seek(0)
     loaded = torch.load(buffer, weights_only=True)  # would refuse a module
     fresh_model = make_model()
-    fresh = ExtrapolatingOptimizer(torch.optim.AdamW(fresh_model.parameters(), lr=0.01),
-                                   probe=probe_for(fresh_model), model=fresh_model)
+    fresh = ExtrapolatingOptimizer(
+        torch.optim.AdamW(fresh_model.parameters(), lr=0.01), probe=probe_for(fresh_model), model=fresh_model
+    )
     fresh.load_state_dict(loaded)
     assert fresh.model == (fresh_model,)
     copied_model, copied_opt = copy.deepcopy((model, opt))
@@ -800,10 +815,16 @@ def test_bad_input_is_named():
         (TypeError, "optimizer", lambda: ExtrapolatingOptimizer(model, probe=probe)),
         (TypeError, "optimizer", lambda: ExtrapolatingOptimizer(ExtrapolatingOptimizer(adamw(), probe), probe)),
         (TypeError, "probe", lambda: ExtrapolatingOptimizer(adamw(), probe=0.5)),
-        (TypeError, "model: expected a torch.nn.Module .* got ProbeLoss",
-         lambda: ExtrapolatingOptimizer(adamw(), probe, model=probe)),
-        (TypeError, "model: .* got a list holding str",
-         lambda: ExtrapolatingOptimizer(adamw(), probe, model=[model, "x"])),
+        (
+            TypeError,
+            "model: expected a torch.nn.Module .* got ProbeLoss",
+            lambda: ExtrapolatingOptimizer(adamw(), probe, model=probe),
+        ),
+        (
+            TypeError,
+            "model: .* got a list holding str",
+            lambda: ExtrapolatingOptimizer(adamw(), probe, model=[model, "x"]),
+        ),
         (TypeError, "model: .* got an empty tuple", lambda: ExtrapolatingOptimizer(adamw(), probe, model=())),
         (ValueError, "probe", lambda: ExtrapolatingOptimizer(adamw())),
         (ValueError, "mode", lambda: ExtrapolatingOptimizer(adamw(), probe, mode="up")),
@@ -836,8 +857,11 @@ def test_bad_input_is_named():
         (ValueError, "mode", lambda: Guard(probe, budget=0.1, mode="up")),
         (ValueError, "shrink", lambda: Guard(probe, budget=0.1, shrink=-1)),
         (TypeError, "guard", lambda: ExtrapolatingOptimizer(adamw(), probe, guard=probe)),
-        (ValueError, "probe: a guard needs the main probe",
-         lambda: ExtrapolatingOptimizer(adamw(), search=Fixed(), guard=Guard(probe, budget=0.1))),
+        (
+            ValueError,
+            "probe: a guard needs the main probe",
+            lambda: ExtrapolatingOptimizer(adamw(), search=Fixed(), guard=Guard(probe, budget=0.1)),
+        ),
     ]
     for error, name, make in cases:
         with pytest.raises(error, match=name):
@@ -874,8 +898,9 @@ def test_step_scale_multiplies_the_selected_lr_inside_the_step_only():
     """SGD without momentum: a step moves a weight by exactly lr * factor * grad, while the scheduler's lr stays."""
     torch.manual_seed(0)
     moved, fixed = torch.nn.Linear(3, 1), torch.nn.Linear(3, 1)
-    base = torch.optim.SGD([{"params": moved.parameters()}, {"params": fixed.parameters(), "extrapolate": False}],
-                           lr=0.1)
+    base = torch.optim.SGD(
+        [{"params": moved.parameters()}, {"params": fixed.parameters(), "extrapolate": False}], lr=0.1
+    )
     scale = StepScale()
     scale.factor = 2.5
     opt = ExtrapolatingOptimizer(base, probe=lambda: 0.0, schedule=Never(), step_scale=scale)
@@ -916,8 +941,7 @@ def guarded_line(budget, mode="min", shrink=2):
     probe = lambda: (theta.item() / 0.1 - 4.2) ** 2  # noqa: E731
     sign = 1.0 if mode == "min" else -1.0
     guard = Guard(lambda: sign * theta.item(), budget=budget, mode=mode, shrink=shrink)
-    opt = ExtrapolatingOptimizer(torch.optim.SGD([theta], lr=0.1), probe=probe, schedule=lambda s: s == 1,
-                                 guard=guard)
+    opt = ExtrapolatingOptimizer(torch.optim.SGD([theta], lr=0.1), probe=probe, schedule=lambda s: s == 1, guard=guard)
     theta.grad = -torch.ones(1, dtype=torch.float64)
     opt.step()
     return theta, opt
@@ -946,9 +970,13 @@ def test_a_shortened_move_must_still_beat_the_base_step_on_the_main_probe():
     main = lambda: 0.0 if theta_box[0].item() > 0.4 else 1.0 + theta_box[0].item()  # noqa: E731
     theta = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
     theta_box.append(theta)
-    opt = ExtrapolatingOptimizer(torch.optim.SGD([theta], lr=0.1), probe=main, schedule=lambda s: s == 1,
-                                 search=lambda line: 4.2 if line.improves(line.value(4.2), line.value(1.0)) else 1.0,
-                                 guard=Guard(lambda: theta.item(), budget=0.2))
+    opt = ExtrapolatingOptimizer(
+        torch.optim.SGD([theta], lr=0.1),
+        probe=main,
+        schedule=lambda s: s == 1,
+        search=lambda line: 4.2 if line.improves(line.value(4.2), line.value(1.0)) else 1.0,
+        guard=Guard(lambda: theta.item(), budget=0.2),
+    )
     theta.grad = -torch.ones(1, dtype=torch.float64)
     opt.step()
     assert opt.events[0]["accepted"] == 1.0 and theta.item() == 0.1
@@ -1003,9 +1031,13 @@ def test_without_a_guard_events_record_no_guard_values():
 def test_a_guard_after_a_probe_free_search_compares_with_the_true_base_step():
     # Fixed(4) never probes m = 1: the guard must read it before moving, or "m = 1" would be read at m = 4.
     theta = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
-    opt = ExtrapolatingOptimizer(torch.optim.SGD([theta], lr=0.1), probe=lambda: (theta.item() / 0.1 - 4.2) ** 2,
-                                 schedule=lambda s: s == 1, search=Fixed(4.0),
-                                 guard=Guard(lambda: theta.item(), budget=0.2))
+    opt = ExtrapolatingOptimizer(
+        torch.optim.SGD([theta], lr=0.1),
+        probe=lambda: (theta.item() / 0.1 - 4.2) ** 2,
+        schedule=lambda s: s == 1,
+        search=Fixed(4.0),
+        guard=Guard(lambda: theta.item(), budget=0.2),
+    )
     theta.grad = -torch.ones(1, dtype=torch.float64)
     opt.step()  # guard allows theta <= 0.3: m = 4 (0.4) is refused, m = 2.5 (0.25) fits and beats m = 1
     event = opt.events[0]
@@ -1043,8 +1075,9 @@ def real_numbers():
 def test_real_numbers_of_every_kind_are_probe_values(good):
     values = iter([good, 0.4])  # m = 1 reads `good`; the move to m = 2 reads 0.4 and is accepted
     theta = torch.nn.Parameter(torch.zeros(1))
-    opt = ExtrapolatingOptimizer(torch.optim.SGD([theta], lr=0.1), probe=lambda: next(values),
-                                 search=Greedy((2.0,)), schedule=Every(1))
+    opt = ExtrapolatingOptimizer(
+        torch.optim.SGD([theta], lr=0.1), probe=lambda: next(values), search=Greedy((2.0,)), schedule=Every(1)
+    )
     theta.grad = -torch.ones(1)
     opt.step()
     assert opt.events[0]["values"] == [float(good), 0.4] and opt.events[0]["accepted"] == 2.0
@@ -1055,13 +1088,31 @@ def test_real_numbers_of_every_kind_are_probe_values(good):
 
 def test_repr_shows_every_piece():
     model = make_model()
-    opt = ExtrapolatingOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), probe=probe_for(model), model=model,
-                                 guard=Guard(lambda: 0.0, budget=0.5), tolerance=0.01, history=5)
+    opt = ExtrapolatingOptimizer(
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        probe=probe_for(model),
+        model=model,
+        guard=Guard(lambda: 0.0, budget=0.5),
+        tolerance=0.01,
+        history=5,
+    )
     text = repr(opt)
-    for piece in ("SGD (", "probe=ProbeLoss", "model=['Tiny']", "mode='min'", "schedule=Backoff(", "search=Quadratic(",
-                  "direction=Accumulated()", "step_scale=StepScale(", "guard=Guard(budget=0.5", "budget=None",
-                  "tolerance=0.01",
-                  "anchor_device=None", "foreach=True", "history=5"):
+    for piece in (
+        "SGD (",
+        "probe=ProbeLoss",
+        "model=['Tiny']",
+        "mode='min'",
+        "schedule=Backoff(",
+        "search=Quadratic(",
+        "direction=Accumulated()",
+        "step_scale=StepScale(",
+        "guard=Guard(budget=0.5",
+        "budget=None",
+        "tolerance=0.01",
+        "anchor_device=None",
+        "foreach=True",
+        "history=5",
+    ):
         assert piece in text, piece
 
 
@@ -1151,8 +1202,9 @@ def test_the_schedule_hears_no_move_where_the_saving_did_not_cover_the_cost():
     step_scale = StepScale(start=1, high=100.0)
     # Greedy at (3,) probes twice: at a window of 1 step, an accepted 3 saves (3 - 1) * 1 = 2 steps; two calls at
     # cost 1.5 cost 3, so the schedule hears 1; the step scale still hears the real multiplier.
-    opt = make_wrapped(model, schedule=heard, search=Greedy((3,)), step_scale=step_scale,
-                       budget=ProbeBudget(cost=1.5, share=None))
+    opt = make_wrapped(
+        model, schedule=heard, search=Greedy((3,)), step_scale=step_scale, budget=ProbeBudget(cost=1.5, share=None)
+    )
     train(model, opt, 4)
     accepted = [e["accepted"] for e in opt.events]
     assert 3.0 in accepted
@@ -1182,8 +1234,9 @@ def test_a_measured_cost_is_the_median_probe_call_over_the_median_step():
 
 def test_a_budget_resumes_with_its_counts_and_the_same_events():
     def build(model):
-        return make_wrapped(model, schedule=Backoff(interval=2, max_interval=8),
-                            budget=ProbeBudget(cost=1.0, share=0.3))
+        return make_wrapped(
+            model, schedule=Backoff(interval=2, max_interval=8), budget=ProbeBudget(cost=1.0, share=0.3)
+        )
 
     model = make_model()
     opt = build(model)
@@ -1200,6 +1253,33 @@ def test_a_budget_resumes_with_its_counts_and_the_same_events():
     assert_same_tensors(weights(model), weights(resumed_model))
 
 
+def test_a_measured_cost_is_in_the_checkpoint():
+    model = make_model()
+    opt = make_wrapped(model, schedule=Backoff(interval=2), budget=ProbeBudget(share=0.3))
+    train(model, opt, 8)
+    assert opt.budget.call_cost() is not None
+    resumed = make_wrapped(copy.deepcopy(model), schedule=Backoff(interval=2), budget=ProbeBudget(share=0.3))
+    resumed.load_state_dict(copy.deepcopy(opt.state_dict()))
+    assert resumed.budget.call_cost() == opt.budget.call_cost()
+    assert list(resumed.budget._step_seconds) == list(opt.budget._step_seconds)
+    assert resumed.budget.state_dict() == opt.budget.state_dict()
+    old = {k: opt.budget.state_dict()[k] for k in ("calls", "last_event", "saved")}  # a checkpoint made before 0.2.0
+    resumed.budget.load_state_dict(old)
+    assert resumed.budget.call_cost() is None and resumed.budget.calls == opt.budget.calls
+
+
+def test_the_share_can_be_passed_by_one_events_calls_at_most():
+    """What ProbeBudget's docstring states: rule 2 is checked before each event, net of the savings."""
+    model = make_model()
+    budget = ProbeBudget(cost=3.0, share=0.2)
+    opt = make_wrapped(model, schedule=Every(1), budget=budget)
+    for step in range(1, 41):
+        train(model, opt, 1, start=step - 1)
+        spent = 3.0 * budget.calls
+        most = max((len(e["values"]) for e in opt.events), default=0) * 3.0
+        assert spent - budget.saved <= 0.2 * (step + spent) + most, step
+
+
 def test_a_declared_budget_gives_the_same_events_on_every_run():
     runs = []
     for _ in range(2):
@@ -1210,13 +1290,16 @@ def test_a_declared_budget_gives_the_same_events_on_every_run():
     assert runs[0] == runs[1] and len(runs[0]) >= 2
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(cost=0), "cost: expected a positive finite number"),
-    (dict(cost=float("inf")), "cost: expected a positive finite number"),
-    (dict(share=1.0), r"share: expected a number in \(0, 1\) or None"),
-    (dict(share=0), r"share: expected a number in \(0, 1\) or None"),
-    (dict(share="0.1"), r"share: expected a number in \(0, 1\) or None"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(cost=0), "cost: expected a positive finite number"),
+        (dict(cost=float("inf")), "cost: expected a positive finite number"),
+        (dict(share=1.0), r"share: expected a number in \(0, 1\) or None"),
+        (dict(share=0), r"share: expected a number in \(0, 1\) or None"),
+        (dict(share="0.1"), r"share: expected a number in \(0, 1\) or None"),
+    ],
+)
 def test_bad_budget_input_is_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ProbeBudget(**kwargs)

@@ -53,8 +53,10 @@ def shipped_here(tmp_path, monkeypatch):
 
 
 def test_a_shipped_instance_round_trips_nested_tensors_and_plain_values(shipped_here):
-    state = {"train": {"clean": torch.arange(6, dtype=torch.uint8).view(2, 3), "text": ["a b", "c d"]},
-             "w": torch.randn(3, 2)}
+    state = {
+        "train": {"clean": torch.arange(6, dtype=torch.uint8).view(2, 3), "text": ["a b", "c d"]},
+        "w": torch.randn(3, 2),
+    }
     shipped_here("thing", {"seed": 0}, state)
 
     def build():
@@ -85,8 +87,9 @@ def _no_training(*args, **kwargs):
 
 
 @pytest.mark.parametrize("instance", [0, 2])
-def test_the_quick_opd_worlds_load_shipped_meet_the_tasks_definition_and_their_data_is_exact(instance, monkeypatch,
-                                                                                             tmp_path):
+def test_the_quick_opd_worlds_load_shipped_meet_the_tasks_definition_and_their_data_is_exact(
+    instance, monkeypatch, tmp_path
+):
     import datasets
 
     from benchmarks.tasks import opd_task_seed
@@ -100,8 +103,11 @@ def test_the_quick_opd_worlds_load_shipped_meet_the_tasks_definition_and_their_d
     # every model reached its recipe's target (a build that fell short is not shipped, and says why in the manifest)
     assert opd_shortfalls(task_seed) == [] and all(MANIFEST["rejected"][seed] for seed in MANIFEST["rejected"])
     # OPD's data is built, not shipped: Python's random generator and the tokenizer give the same bits everywhere
-    built = {path.name: common.dataset_digest(datasets.load_from_disk(str(path)))
-             for path in tmp_path.iterdir() if (path / "effopt_config.json").exists()}
+    built = {
+        path.name: common.dataset_digest(datasets.load_from_disk(str(path)))
+        for path in tmp_path.iterdir()
+        if (path / "effopt_config.json").exists()
+    }
     assert built and all(MANIFEST["portable"][name] == digest for name, digest in built.items())
 
 

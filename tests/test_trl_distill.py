@@ -114,14 +114,31 @@ def test_the_benchmark_entry_point_returns_reference_opds_result_and_restores_th
     result = trl_distill.train(cfg(), make_optimizer=make, task=task, callbacks=[step_end_modes(left)])
     watch = watches[0]
     assert watch.calls >= 6 and not watch.bad and not left  # three events, at least two probe calls each
-    assert set(result) >= {"config", "initial_metric", "final_metric", "teacher_metric", "curve", "events",
-                           "train_seconds", "eval_seconds", "device"}
+    assert set(result) >= {
+        "config",
+        "initial_metric",
+        "final_metric",
+        "teacher_metric",
+        "curve",
+        "events",
+        "train_seconds",
+        "eval_seconds",
+        "device",
+    }
     curve = result["curve"]
     assert [p["step"] for p in curve] == [0, 2, 4, 6, 8]  # tiny: eval_every 2
     assert curve[0]["loss"] is None and all(p["loss"] > 0 for p in curve[1:])
     for point in curve:
-        assert set(point) == {"step", "train_seconds", "eval_seconds", "metric", "loss", "objective", "retained",
-                              "drift"}
+        assert set(point) == {
+            "step",
+            "train_seconds",
+            "eval_seconds",
+            "metric",
+            "loss",
+            "objective",
+            "retained",
+            "drift",
+        }
     assert curve[0]["train_seconds"] == 0.0 and curve[-1]["train_seconds"] == result["train_seconds"] > 0
     assert curve[-1]["objective"] < curve[0]["objective"]
     assert [e["step"] for e in result["events"]] == [1, 3, 7]
@@ -150,7 +167,8 @@ def test_gradient_accumulation_counts_optimizer_steps(task):
         result = trl_distill.train(cfg(), task=task, per_device_train_batch_size=8, gradient_accumulation_steps=2)
     assert recorder.steps == 8
     assert [e["step"] for e in result["events"]] == [1, 3, 7] and recorder.checked == [
-        (e["step"], e["accepted"]) for e in result["events"]]
+        (e["step"], e["accepted"]) for e in result["events"]
+    ]
     assert [p["step"] for p in result["curve"]] == [0, 2, 4, 6, 8]
     assert effopt_lines(result["log_history"]) == [(e["step"], e["accepted"]) for e in result["events"]]
 
@@ -180,11 +198,19 @@ def test_resuming_from_a_checkpoint_continues_the_same_run(task, tmp_path):
 
             captured[name] = (model, build_optimizer("effopt", model, LR, probes))
             return captured[name][1]
+
         return make
 
     folder = tmp_path / "run"
-    whole = trl_distill.train(cfg(), make_optimizer=keep("whole"), task=task, output_dir=str(folder),
-                              save_strategy="steps", save_steps=4, save_only_model=False)
+    whole = trl_distill.train(
+        cfg(),
+        make_optimizer=keep("whole"),
+        task=task,
+        output_dir=str(folder),
+        save_strategy="steps",
+        save_steps=4,
+        save_only_model=False,
+    )
     assert (folder / "checkpoint-4" / "optimizer.pt").exists()
     saved = torch.load(folder / "checkpoint-4" / "optimizer.pt", weights_only=False)
 
@@ -194,8 +220,14 @@ def test_resuming_from_a_checkpoint_continues_the_same_run(task, tmp_path):
         def on_train_begin(self, args, state, control, optimizer=None, **kwargs):
             captured["at_resume"] = (state.global_step, _effopt_state(unwrap_optimizer(optimizer)))
 
-    resumed = trl_distill.train(cfg(), make_optimizer=keep("resumed"), task=task, output_dir=str(tmp_path / "again"),
-                                resume_from_checkpoint=str(folder / "checkpoint-4"), callbacks=[AtResume()])
+    resumed = trl_distill.train(
+        cfg(),
+        make_optimizer=keep("resumed"),
+        task=task,
+        output_dir=str(tmp_path / "again"),
+        resume_from_checkpoint=str(folder / "checkpoint-4"),
+        callbacks=[AtResume()],
+    )
     step, (groups, anchors) = captured["at_resume"]
     assert step == 4
     saved_groups = [{k: v for k, v in g.items() if k != "params"} for g in saved["param_groups"]]
@@ -231,20 +263,46 @@ def test_gkd_trainer_with_effopt(task, tmp_path):
         idx = torch.tensor([r["i"] for r in rows])
         ids = torch.cat([prompts[idx], answers[idx]], 1)
         labels = ids.clone()
-        labels[:, :prompts.shape[1]] = -100
-        return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels, "prompts": prompts[idx],
-                "prompt_attention_mask": torch.ones_like(prompts[idx])}
+        labels[:, : prompts.shape[1]] = -100
+        return {
+            "input_ids": ids,
+            "attention_mask": torch.ones_like(ids),
+            "labels": labels,
+            "prompts": prompts[idx],
+            "prompt_attention_mask": torch.ones_like(prompts[idx]),
+        }
 
     from datasets import Dataset
 
     student = student_of(task)
-    args = GKDConfig(str(tmp_path), max_steps=4, per_device_train_batch_size=16, learning_rate=LR,
-                     lr_scheduler_type="constant", lmbda=0.5, beta=1.0, max_new_tokens=answers.shape[1],
-                     bf16=False, gradient_checkpointing=False, report_to=[], save_strategy="no", use_cpu=True,
-                     logging_steps=10, seed=0, disable_tqdm=True, max_grad_norm=0.0)
-    trainer = GKDTrainer(model=student, teacher_model=task.teacher, args=args, processing_class=tokenizer,
-                         train_dataset=Dataset.from_dict({"i": list(range(64))}), data_collator=collate,
-                         callbacks=[EffoptCallback(make_probes(task, student)["loss"][0])])
+    args = GKDConfig(
+        str(tmp_path),
+        max_steps=4,
+        per_device_train_batch_size=16,
+        learning_rate=LR,
+        lr_scheduler_type="constant",
+        lmbda=0.5,
+        beta=1.0,
+        max_new_tokens=answers.shape[1],
+        bf16=False,
+        gradient_checkpointing=False,
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+        logging_steps=10,
+        seed=0,
+        disable_tqdm=True,
+        max_grad_norm=0.0,
+    )
+    trainer = GKDTrainer(
+        model=student,
+        teacher_model=task.teacher,
+        args=args,
+        processing_class=tokenizer,
+        train_dataset=Dataset.from_dict({"i": list(range(64))}),
+        data_collator=collate,
+        callbacks=[EffoptCallback(make_probes(task, student)["loss"][0])],
+    )
     trainer.optimizer_cls_and_kwargs = (extrapolating(torch.optim.AdamW), {"lr": LR})
     with MoveRecorder() as recorder:
         trainer.train()
@@ -265,11 +323,15 @@ def test_an_optimizer_the_trainer_would_not_extrapolate_with_is_refused(task, tm
 
     student = student_of(task)
     args = distill_config(str(tmp_path), steps=2, batch_size=16, lr=LR, seed=0, max_completion_length=4)
-    trainer = DistillationTrainer(model=student, teacher_model=task.teacher, args=args,
-                                  train_dataset=prompts_dataset(task, 2, 16, 0), processing_class=task.tokenizer,
-                                  callbacks=[EffoptCallback(lambda: 0.0)],
-                                  optimizers=(torch.optim.AdamW(student.parameters(), lr=LR), None))
+    trainer = DistillationTrainer(
+        model=student,
+        teacher_model=task.teacher,
+        args=args,
+        train_dataset=prompts_dataset(task, 2, 16, 0),
+        processing_class=task.tokenizer,
+        callbacks=[EffoptCallback(lambda: 0.0)],
+        optimizers=(torch.optim.AdamW(student.parameters(), lr=LR), None),
+    )
     trainer.optimizer_cls_and_kwargs = (extrapolating(torch.optim.AdamW), {"lr": LR})
     with pytest.raises(TypeError, match="expected an effopt.ExtrapolatingOptimizer.*AcceleratedOptimizer -> AdamW"):
         trainer.train()
-
