@@ -58,6 +58,7 @@ real: $(VENV)/.installed
 	EFFOPT_BENCH_MODE=real EFFOPT_BENCH_SEEDS=$(REAL_SEEDS) $(PY) -m pytest benchmarks/test_speedup.py -q \
 		--benchmark-quiet --benchmark-json=$(REAL_RESULTS)/benchmark.json
 	$(PY) -m benchmarks.report $(REAL_RESULTS)/benchmark.json --out $(REAL_RESULTS) --no-readme
+	$(PY) -c "from benchmarks.report import refresh_readme; refresh_readme()"
 
 foresight: $(VENV)/.installed
 	$(PY) -m benchmarks.foresight

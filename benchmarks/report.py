@@ -313,6 +313,19 @@ def _group(runs) -> list[tuple[tuple[str, str], list[dict]]]:
     return list(groups.items())
 
 
+def reruns_text(runs: list[dict]) -> list[str]:
+    again = [
+        f"{r['task']} {r['method']} (instance {r.get('instance', 0)}, seed {r['seed']})" for r in runs if r.get("rerun")
+    ]
+    if not again:
+        return []
+    return [
+        f"Made again, alone, and used here in place of the first run (other work on the machine had slowed it; the "
+        f"steps are the same bits, the seconds are the rerun's): {'; '.join(again)}.",
+        "",
+    ]
+
+
 def sources(runs: list[dict]) -> list[str]:
     """REPORT.md's statement of which commit made which rows: one line where one clean commit made them all, else a
     loud list."""
@@ -786,7 +799,9 @@ def predictors(runs: list[dict], summary: dict) -> list[str]:
     ]
 
 
-def write_report(data: dict, source: Path, out: Path = RESULTS, readme: Path | None = README) -> str:
+def write_report(
+    data: dict, source: Path, out: Path = RESULTS, readme: Path | None = README, reruns: tuple[Path, ...] = ()
+) -> str:
     runs = [b["extra_info"] for b in data["benchmarks"] if b["extra_info"].get("kind") == "speedup"]
     overhead = [b["extra_info"] for b in data["benchmarks"] if b["extra_info"].get("kind") == "overhead"]
     summary = summarise(runs)
@@ -800,16 +815,18 @@ def write_report(data: dict, source: Path, out: Path = RESULTS, readme: Path | N
     mode = runs[0]["mode"] if runs else "?"
     device = runs[0]["device_name"] if runs else "cpu"
     cpu = cpu_text(data, runs)
+    command = " ".join(["python -m benchmarks.report", source.as_posix()] + [f"--rerun {r.as_posix()}" for r in reruns])
     lines = [
         "# effopt benchmark report",
         "",
         f"Mode `{mode}`, device `{device}`, CPU: {cpu}; {data.get('datetime', '')[:19]}; made from "
-        f"`{source.name}` by `python -m benchmarks.report {source.as_posix()}`. Step counts are the same on any "
+        f"`{source.name}` by `{command}`. Step counts are the same on any "
         "machine whose kernels give the same training arithmetic; seconds are this CPU's.",
         "",
         RULES,
         "",
         *sources(runs),
+        *reruns_text(runs),
         "## Goals (each checked on this run)",
         "",
         "| goal | met | measured |",
@@ -929,24 +946,34 @@ def headline_rows(summary: dict, label: str = "{task}") -> list[str]:
             f = methods.get(method)
             cell = "not run" if f is None else f"{times(f['speedup_steps'])} / {times(f['speedup_seconds'])}"
             cells.append(cell if f is None else f"{cell}, {f['reached']}")
+        ours = methods.get("effopt", {})
+        views = [ours.get(f"speedup_vs_tuned_{view}") for view in ("external", "self_tuning")]
+        cells.append("-" if views[0] is None else f"{times(views[0])} / {times(views[1])}")
         kept = [na(methods[m]["retained_final"]) if m in methods else "-" for m in (BASELINE,) + README_ROWS]
         cells.append("n/a" if set(kept) <= {"n/a", "-"} else ", ".join(kept))
         rows.append("| " + " | ".join(cells) + " |")
     return rows
 
 
-def readme_block(summary: dict, mode: str, device: str, cpu: str, real: dict | None = None) -> list[str]:
+def readme_block(
+    summary: dict, mode: str, device: str, cpu: str, real: dict | None = None, real_cpu: str | None = None
+) -> list[str]:
     """The lines between the README's MARKERS: the goal tally, the headline table (the real model's rows first, where
     `make real` has run), the headline plot. `summary` and `real`: full summaries or summary.json's published subset."""
     summary, real = from_published(summary), from_published(real or {})
     source = f"Measured by `make bench` (mode `{mode}`, device `{device}`, CPU: {cpu})"
     if real:
-        source += "; the real model's rows by `make real` ([their report](benchmarks/results/real/REPORT.md))"
+        source += (
+            f"; the real model's rows by `make real` (CPU: {real_cpu or 'see its report'}; "
+            "[its report](benchmarks/results/real/REPORT.md))"
+        )
     legend = (
         "Speed-up over AdamW at the task's lr (`adamw`) to the target that AdamW reaches, in steps / in seconds (every "
         "probe call on the clock): the median over cases (instance x seed), then how many cases reached the target; "
         "`never`: the median case did not. `adamw-tuned`: AdamW at the lr a sweep picks on each instance (the sweep "
-        "not counted); `prodigy`: untuned; `not run` (`-`): the task has no such row. Final retained: the skill that "
+        "not counted); `prodigy`: untuned; `not run` (`-`): the task has no such row. effopt against adamw-tuned, in "
+        "steps: with the sweep free (external tuning) / with the sweep's steps counted (self-tuning, AlgoPerf's two "
+        "rulesets). Final retained: the skill that "
         f"the task does not train, at the end (higher is better). {source}. Every row, instance and seed: "
         "[REPORT.md](benchmarks/results/REPORT.md)."
     )
@@ -955,8 +982,9 @@ def readme_block(summary: dict, mode: str, device: str, cpu: str, real: dict | N
         "",
         legend,
         "",
-        "| task | effopt | adamw-tuned | prodigy | final retained: adamw, effopt, adamw-tuned, prodigy |",
-        "|---|---|---|---|---|",
+        "| task | effopt | adamw-tuned | prodigy | effopt vs adamw-tuned: sweep free / counted | final retained: adamw, "
+        "effopt, adamw-tuned, prodigy |",
+        "|---|---|---|---|---|---|",
         *headline_rows(real, "[{task}](benchmarks/results/real/REPORT.md) (real model)"),
         *headline_rows(summary),
         "",
@@ -968,7 +996,10 @@ def _update_readme(readme: Path, summary: dict, mode: str, device: str, cpu: str
     """Rewrite the README's block between MARKERS (readme_block) from `summary` and, where it exists, `real`."""
     if not readme.exists() or MARKERS[0] not in readme.read_text():
         return
-    block = readme_block(summary, mode, device, cpu, json.loads(real.read_text()) if real.exists() else None)
+    real_summary = json.loads(real.read_text()) if real.exists() else None
+    real_report = real.parent / "REPORT.md"
+    real_cpu = _report_header(real_report)[2] if real_summary and real_report.exists() else None
+    block = readme_block(summary, mode, device, cpu, real_summary, real_cpu)
     text = readme.read_text()
     start, end = text.index(MARKERS[0]) + len(MARKERS[0]), text.index(MARKERS[1])
     readme.write_text(text[:start] + "\n" + "\n".join(block) + "\n" + text[end:])
@@ -980,19 +1011,63 @@ def refresh_readme(readme: Path = README, results: Path = RESULTS) -> None:
 
         python -c "from benchmarks.report import refresh_readme; refresh_readme()"
     """
-    header = next(line for line in (results / "REPORT.md").read_text().splitlines() if line.startswith("Mode `"))
-    ticks, cpu = header.split("`"), header.split("CPU: ", 1)[1].split(";", 1)[0]
+    mode, device, cpu = _report_header(results / "REPORT.md")
     summary = json.loads((results / "summary.json").read_text())
-    _update_readme(readme, summary, ticks[1], ticks[3], cpu, results / "real" / "summary.json")
+    _update_readme(readme, summary, mode, device, cpu, results / "real" / "summary.json")
+
+
+def _report_header(report: Path) -> tuple[str, str, str]:
+    """(mode, device, CPU) from a REPORT.md's first line."""
+    header = next(line for line in report.read_text().splitlines() if line.startswith("Mode `"))
+    ticks = header.split("`")
+    return ticks[1], ticks[3], header.split("CPU: ", 1)[1].split(";", 1)[0]
+
+
+def _key(info: dict) -> tuple:
+    return info.get("task"), info.get("method"), info.get("instance", 0), info.get("seed")
+
+
+def with_reruns(data: dict, reruns: list[dict]) -> dict:
+    """`data` with each run of `reruns` (other pytest --benchmark-json files, of the same commit's code) in place of the
+    run of the same task, method, instance and seed, marked `rerun`; a run that reused a replaced run (a tuned row on
+    its grid run) takes the rerun's curve and seconds. For a run that something else on the machine slowed: its steps
+    are the same bits, its seconds are the rerun's."""
+    fresh = {_key(b["extra_info"]): b for r in reruns for b in r["benchmarks"] if b["extra_info"].get("kind")}
+    out = []
+    for bench in data["benchmarks"]:
+        info = bench["extra_info"]
+        key = _key(info)
+        source = key[:1] + (info.get("reused"),) + key[2:] if info.get("reused") else None
+        if key in fresh:
+            measured = [[p.get(k) for k in ("step", "metric", "objective", "retained")] for p in info["curve"]]
+            again = [
+                [p.get(k) for k in ("step", "metric", "objective", "retained")]
+                for p in fresh[key]["extra_info"]["curve"]
+            ]
+            if measured != again:
+                raise ValueError(f"--rerun: {key} is not the same run again: its curve's measures differ")
+            bench = dict(fresh[key], extra_info=dict(fresh[key]["extra_info"], rerun=True))
+        elif source in fresh:
+            again = fresh[source]["extra_info"]
+            extra = {
+                k: again[k] for k in ("curve", "events", "run_seconds", "final_metric", "seconds_split") if k in again
+            }
+            bench = dict(bench, extra_info=dict(info, **extra, rerun=True))
+        out.append(bench)
+    return dict(data, benchmarks=out)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("json", type=Path, help="the file written by pytest --benchmark-json")
+    parser.add_argument(
+        "--rerun", type=Path, action="append", default=[], help="runs made again, alone: they replace the same runs"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for REPORT.md, plots, summary.json")
     parser.add_argument("--no-readme", action="store_true", help="leave README.md's results section as it is")
     args = parser.parse_args()
-    print(write_report(json.loads(args.json.read_text()), args.json, args.out, None if args.no_readme else README))
+    data = with_reruns(json.loads(args.json.read_text()), [json.loads(p.read_text()) for p in args.rerun])
+    print(write_report(data, args.json, args.out, None if args.no_readme else README, tuple(args.rerun)))
 
 
 if __name__ == "__main__":

@@ -18,10 +18,13 @@ What a curve point measures, all on prompts that no probe and no training batch 
   retained: next-token top-1 accuracy on plain English prose (reference/smol_data.TEXT), a skill the chat prompts do not
       train: what a larger step would cost the model's general language modelling.
 The probe that effopt reads is the reverse KL teacher-forced on the teacher's greedy answers to the probe prompts, the
-teacher's side computed once: one student forward over 16 answers (two at the GPU size: 64), deterministic.
+teacher's side computed once: one student forward over the 16 probe answers (64 at the GPU size), deterministic.
 
 The task lr, 2e-5, is the default of TRL's on-policy distillation trainer (`trl.experimental.gkd.GKDConfig`; TRL's
-`DistillationConfig` defaults to 1e-6, sized for billion-parameter models, at which AdamW moves nothing in this budget).
+newer `DistillationConfig` defaults to 1e-6, sized for larger models, and is not raced here). The yardstick's
+conditioning rule counts the metric's examples as the scored answer tokens (`metric_examples` in the result, about
+1,900 at the CPU size); tokens of one answer are correlated, so the rule is looser here than on exact match over
+independent examples, and the objective is read beside it.
 
     python -m reference.smol --optimizer effopt --steps 40 --out curve.json
 """

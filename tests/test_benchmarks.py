@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from benchmarks import yardstick
 from benchmarks.goals import goals as report_goals
@@ -456,3 +457,58 @@ def test_trl_goals_compare_effopt_with_opd_near_on_the_cases_both_ran():
         "0.995 vs 1.000",
     )
     assert trl_goals(summarise([r for r in runs if r["task"] != TRL])) == []
+
+
+def test_self_tuning_charges_adamw_tuned_its_whole_sweep_and_the_lr_free_rows_nothing():
+    """AlgoPerf's two rulesets: the sweep (every grid run to the target, or to its budget where it never gets there)
+    is free under external tuning and paid under self-tuning; effopt and Prodigy tune nothing."""
+    from benchmarks.report import sources
+
+    base = [0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.88, 0.9]  # its smoothed curve stays at its target from step 70
+    fast = [0.5, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]  # from step 30 (three points smoothed)
+    never = [0.5] * 8
+    runs = [
+        _run("adamw", 0, base),
+        _run("adamw-3x", 0, fast, multiple=3),
+        _run("adamw-10x", 0, never, multiple=10),
+        _run("adamw-tuned", 0, fast, multiple=3),
+        _run("effopt", 0, [0.5, 0.6, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]),  # from step 40
+        _run("prodigy", 0, fast),
+    ]
+    summary = summarise(runs)["t"]
+    tuned, ours, prodigy = summary["adamw-tuned"], summary["effopt"], summary["prodigy"]
+    # 70 (the task lr's run) + 30 (3x) + 70 (10x never gets there: its whole budget), 0.1 s a step
+    assert tuned["sweep"] == {"0": {"steps": 170, "seconds": pytest.approx(17.0), "runs": 3}}
+    assert tuned["self_tuning_steps_to_target"] == 170 + 30
+    assert ours["speedup_vs_tuned_external"] == 30 / 40
+    assert ours["speedup_vs_tuned_self_tuning"] == 200 / 40
+    assert prodigy["speedup_vs_tuned_external"] == 1.0 and prodigy["speedup_vs_tuned_self_tuning"] == 200 / 30
+    assert tuned["speedup_vs_tuned_external"] == tuned["speedup_vs_tuned_self_tuning"] == 1.0
+    assert "sweep" not in ours  # the sweep is adamw-tuned's alone
+    for run in runs:
+        run["commit"] = "abc"
+    assert sources(runs)[0] == "Every run was made by commit `abc`."
+    runs[0]["dirty"] = True
+    assert sources(runs)[0].startswith("**WARNING")
+
+
+def test_quick_mode_reuses_runs_that_are_the_same_and_declares_its_probe_costs():
+    from benchmarks.tasks import PROBE_COSTS, optimizer_of, tasks
+    from reference.optimizers import build_optimizer
+
+    quick = {t.name: t for t in tasks("quick")}
+    costly, trl = quick["opd-near-costly-probe"], quick["trl-distill"]
+    assert costly.same_runs_as == "opd-near" and costly.tuned_from == "opd-near" and not costly.grid
+    assert trl.tuned_from == "opd-near" and trl.same_runs_as is None and not trl.grid  # another loop: its own runs
+    assert {"lookahead", "schedulefree", "expo", "effopt-lowrank"} <= set(quick["opd-near"].methods(0, 0))
+    assert all(t.probe_cost == PROBE_COSTS[t.name] for t in quick.values())
+    assert (
+        optimizer_of("effopt-budget", costly) == "effopt-budget@5.4" and optimizer_of("adamw-tuned", costly) == "adamw"
+    )
+    model = torch.nn.Linear(2, 1)
+    probes = {"loss": (lambda: 0.0, "min")}
+    assert build_optimizer("effopt-budget@5.4", model, 1e-3, probes).budget.cost == 5.4
+    assert build_optimizer("effopt-budget", model, 1e-3, probes).budget.cost is None  # measured
+    for bad in ("effopt@5", "effopt-budget@x"):
+        with pytest.raises(ValueError, match="optimizer: "):
+            build_optimizer(bad, model, 1e-3, probes)
