@@ -362,7 +362,7 @@ def tasks(mode: str = MODE) -> list[Task]:
     )
     no_harm = dict(
         cases=on_every if full else on_diagonal,
-        headline=(BASELINE, "effopt", "effopt-noscale", "effopt-budget") if full else (BASELINE, "effopt"),
+        headline=(BASELINE, "effopt") if mode == "quick" else (BASELINE, "effopt", "effopt-noscale", "effopt-budget"),
     )
     others = (
         PEERS + ABLATIONS
