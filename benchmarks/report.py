@@ -313,6 +313,13 @@ def _group(runs) -> list[tuple[tuple[str, str], list[dict]]]:
     return list(groups.items())
 
 
+def duration_text(data: dict, runs: list[dict]) -> list[str]:
+    """How long the run took: as measured around it (`--duration`), and its runs' own seconds summed."""
+    own = sum(r["run_seconds"] for r in runs if not r.get("reused"))
+    measured = f"{data['duration']} in all, as measured around it; " if data.get("duration") else ""
+    return [f"Time: {measured}its {len(runs)} runs took {own / 60:.1f} minutes (reused runs not counted).", ""]
+
+
 def reruns_text(runs: list[dict]) -> list[str]:
     again = [
         f"{r['task']} {r['method']} (instance {r.get('instance', 0)}, seed {r['seed']})" for r in runs if r.get("rerun")
@@ -827,6 +834,7 @@ def write_report(
         "",
         *sources(runs),
         *reruns_text(runs),
+        *duration_text(data, runs),
         "## Goals (each checked on this run)",
         "",
         "| goal | met | measured |",
@@ -1063,10 +1071,13 @@ def main() -> None:
     parser.add_argument(
         "--rerun", type=Path, action="append", default=[], help="runs made again, alone: they replace the same runs"
     )
+    parser.add_argument("--duration", default=None, help="the run's wall time as measured (e.g. `time make bench`)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for REPORT.md, plots, summary.json")
     parser.add_argument("--no-readme", action="store_true", help="leave README.md's results section as it is")
     args = parser.parse_args()
     data = with_reruns(json.loads(args.json.read_text()), [json.loads(p.read_text()) for p in args.rerun])
+    if args.duration:
+        data = dict(data, duration=args.duration)
     print(write_report(data, args.json, args.out, None if args.no_readme else README, tuple(args.rerun)))
 
 
