@@ -274,6 +274,58 @@ def _commit_text(runs) -> str | None:
     return ", ".join(made) if made else None
 
 
+KNIFE_EDGES = (0.01, 0.02, 0.05)  #: the retained tolerances under which the tuned-lr pick is shown (issue 26)
+
+
+def tolerance_table(runs: list[dict]) -> list[str]:
+    """The tuned-lr pick on each instance's first seed under each of KNIFE_EDGES, and whether effopt at the task lr
+    (on that seed) reaches the task lr's target in no more steps than the picked lr's run: does the verdict change?"""
+    rows = []
+    grid_runs = [r for r in runs if r["method"] == BASELINE or _is_grid(r["method"])]
+    for task, instance, seed in sorted(
+        {(r["task"], r.get("instance", 0), r["seed"]) for r in grid_runs if _is_grid(r["method"])}
+    ):
+        first = {
+            r["method"]: r for r in grid_runs if (r["task"], r.get("instance", 0), r["seed"]) == (task, instance, seed)
+        }
+        ours = next(
+            (
+                r
+                for r in runs
+                if (r["task"], r["method"], r.get("instance", 0), r["seed"]) == (task, "effopt", instance, seed)
+            ),
+            None,
+        )
+        targets = targets_of(first[BASELINE])
+        key, higher = ("metric", True) if targets["metric"] is not None else ("objective", False)
+        for tolerance in KNIFE_EDGES:
+            multiple = tuned_multiple(first, tolerance=tolerance)
+            picked = first[BASELINE if multiple == 1 else f"{BASELINE}-{multiple:g}x"]
+            steps = reach(picked["curve"], key, targets[key], higher)[0]
+            mine = None if ours is None else reach(ours["curve"], key, targets[key], higher)[0]
+            verdict = (
+                "n/a" if ours is None else ("yes" if mine is not None and (steps is None or mine <= steps) else "no")
+            )
+            rows.append(
+                f"| {task} | {instance} | {tolerance:g} | {multiple:g}x | {fmt(steps, 0)} | {fmt(mine, 0)} | "
+                f"{verdict} |"
+            )
+    if not rows:
+        return []
+    return [
+        "## The tuned lr under other retained tolerances",
+        "",
+        f"adamw-tuned's pick on each instance's first seed with the retained tolerance at {', '.join(map(str, KNIFE_EDGES))} "
+        f"(the race uses {RETAINED_TOLERANCE}), steps to the task lr's target (the metric's, or the objective's where the "
+        "metric's is ill-conditioned), and whether effopt at the task lr gets there no later on that seed.",
+        "",
+        "| task | instance | tolerance | picked | its steps | effopt's steps | effopt no later |",
+        "|---|---:|---:|---:|---:|---:|---|",
+        *rows,
+        "",
+    ]
+
+
 def seconds_split_table(runs: list[dict]) -> list[str]:
     """Where a loop splits its training seconds (reference.smol: generate, teacher, student, update, probe): per task
     and method, the mean per step over its runs, and a probe call's cost in base steps."""
@@ -885,6 +937,7 @@ def write_report(
                 tuple(m for m in ordered if m in HEADLINE),
             )
     lines += self_tuning_table(summary)
+    lines += tolerance_table(runs)
     lines += seconds_split_table(runs)
     lines += clock_agreement(summary)
     lines += predictors(runs, summary)

@@ -152,9 +152,11 @@ def targets_of(baseline: dict) -> dict:
     }
 
 
-def tuned_multiple(first_seed: dict[str, dict], baseline: str = "adamw") -> float:
+def tuned_multiple(
+    first_seed: dict[str, dict], baseline: str = "adamw", tolerance: float = RETAINED_TOLERANCE
+) -> float:
     """The lr multiple a user would pick from AdamW's grid on one seed: among the grid points whose final retained
-    skill is within RETAINED_TOLERANCE of the task lr's, the one that reaches the task-lr run's target in the fewest
+    skill is within `tolerance` (RETAINED_TOLERANCE) of the task lr's, the one that reaches the task-lr run's target in the fewest
     steps (ties: the smaller lr); the objective's target where the metric's is ill-conditioned (`conditioned`).
     `first_seed` maps `baseline` and `<baseline>-<k>x` to runs (dicts with `curve` and `lr_multiple`)."""
     targets = targets_of(first_seed[baseline])
@@ -164,7 +166,7 @@ def tuned_multiple(first_seed: dict[str, dict], baseline: str = "adamw") -> floa
     best = None
     for run in sorted(first_seed.values(), key=lambda r: r["lr_multiple"]):
         kept = tail(run["curve"], "retained")
-        if floor is not None and (kept is None or kept < floor - RETAINED_TOLERANCE):
+        if floor is not None and (kept is None or kept < floor - tolerance):
             continue
         steps, _ = reach(run["curve"], key, targets[key], higher)
         if steps is not None and (best is None or steps < best[0]):

@@ -90,6 +90,7 @@ def test_the_tuned_lr_is_the_fastest_that_keeps_the_retained_skill():
         "adamw-10x": _run("adamw-10x", 0, [0.5, 0.9, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95], lost, 10),
     }
     assert tuned_multiple(grid) == 3  # 10x is faster but forgets more than the tolerance
+    assert tuned_multiple(grid, tolerance=1.0) == 10  # a looser tolerance admits it (REPORT.md's knife-edge table)
     grid["adamw-10x"]["curve"] = curve(
         [0.5, 0.9, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95], retained=[1.0] * 7 + [1.0 - RETAINED_TOLERANCE / 2]
     )
