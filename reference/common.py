@@ -261,6 +261,14 @@ def last_event(optimizer) -> str:
     return f"x{events[-1]['accepted']:.2f} at step {events[-1]['step']}" if events else ""
 
 
+def show_progress(bar, point: dict, optimizer) -> None:
+    """An OPD loop's progress bar after an evaluation: the metric, the rollouts' KL, the retained skill, the last event."""
+    event = {"event": last_event(optimizer)} if last_event(optimizer) else {}
+    bar.set_postfix(
+        metric=f"{point['metric']:.3f}", kl=f"{point['loss']:.4f}", retained=f"{point['retained']:.3f}", **event
+    )
+
+
 def group_advantages(reward: torch.Tensor) -> torch.Tensor:
     """GRPO advantages: rewards [B, K] standardised within each group of K (0 where all K agree)."""
     return (reward - reward.mean(1, keepdim=True)) / (reward.std(1, keepdim=True) + 1e-4)

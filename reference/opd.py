@@ -70,9 +70,9 @@ from reference.common import (
     cached_dataset,
     cached_state_dict,
     evaluating,
-    last_event,
     run_result,
     set_seed,
+    show_progress,
     sync,
     write_json,
 )
@@ -344,13 +344,7 @@ def train(
         losses.append(kl)
         if step % cfg.eval_every == 0 or step == cfg.steps:
             evaluate(step)
-            event = {"event": last_event(opt)} if last_event(opt) else {}
-            bar.set_postfix(
-                metric=f"{curve[-1]['metric']:.3f}",
-                kl=f"{curve[-1]['loss']:.4f}",
-                retained=f"{curve[-1]['retained']:.3f}",
-                **event,
-            )
+            show_progress(bar, curve[-1], opt)
     bar.close()
     return run_result(
         cfg, curve, opt, train_seconds, cfg.device, eval_seconds=eval_seconds, teacher_metric=task.teacher_metric

@@ -44,9 +44,9 @@ from reference.common import (
     ShowDefaults,
     evaluating,
     kl_over_vocab,
-    last_event,
     run_result,
     set_seed,
+    show_progress,
     sync,
     write_json,
 )
@@ -311,13 +311,7 @@ def train(
         losses.append(float(kl.detach()))
         if step % cfg.eval_every == 0 or step == cfg.steps:
             evaluate(step)
-            event = {"event": last_event(opt)} if last_event(opt) else {}
-            bar.set_postfix(
-                metric=f"{curve[-1]['metric']:.3f}",
-                kl=f"{curve[-1]['loss']:.4f}",
-                retained=f"{curve[-1]['retained']:.3f}",
-                **event,
-            )
+            show_progress(bar, curve[-1], opt)
     bar.close()
     return run_result(
         cfg,
