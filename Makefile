@@ -63,9 +63,11 @@ real: $(VENV)/.installed
 foresight: $(VENV)/.installed
 	$(PY) -m benchmarks.foresight
 
-# One opd-near case under several CPU kernel settings (ATEN_CPU_CAPABILITY, MKL_CBWR), on the same shipped instance
+# Whether the race computes the same bits on another CPU (benchmarks/pins.py): the kernels' fingerprint on this CPU
+# and, where qemu-user is installed, on emulated Intel and AMD CPUs; every task's first case pinned and unpinned
+EMULATE ?= $(if $(shell command -v qemu-x86_64),Haswell Skylake-Server EPYC-Milan)
 kernels: $(VENV)/.installed
-	$(PY) -m benchmarks.kernels
+	$(PY) -m benchmarks.kernels $(if $(EMULATE),--emulate $(EMULATE))
 
 # Rebuild the shipped task instances from scratch (reference/shipped/, about 20 minutes): only to change them on purpose
 instances: $(VENV)/.installed

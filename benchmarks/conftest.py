@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+import benchmarks.pins  # noqa: F401 (first: pins the CPU kernels before torch computes anything)
+
 _CONFIG = []  # pytest's config; its terminal reporter registers after conftest's pytest_configure, so look it up late
 
 

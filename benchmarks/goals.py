@@ -3,8 +3,10 @@ REPORT.md: (goal, met, measured), met None where the run did not measure it. The
 
 from __future__ import annotations
 
+import functools
+
 from benchmarks.fmt import fmt, median_of, na, speedups, times
-from benchmarks.tasks import TUNED
+from benchmarks.tasks import TUNED, tasks
 
 RACE_TASKS = ("opd-near", "sft", "echodistill")
 #: the default, the default without its persistent step size, and the default with a guard on the retained skill
@@ -15,21 +17,40 @@ NO_HARM = 0.95  #: do no harm: at least this share of adamw's speed, in steps an
 MIN_INSTANCES, INSTANCE_SPEEDUP, INSTANCE_OBJECTIVE = 3, 2.5, 3.0
 
 
+@functools.cache
+def full_rows() -> dict[str, frozenset[str]]:
+    """{task: the rows the full mode runs on it}."""
+    return {t.name: frozenset(t.headline + t.sparse + t.others) for t in tasks("full")}
+
+
+def not_run(task: str, goal: str, summary: dict, *methods: str) -> list[tuple[str, None, str]]:
+    """A goal on `task`'s rows `methods`, some of which the run lacks: "not run" where the full mode runs them all
+    (benchmarks.tasks.tasks("full")), else no goal at all (no mode defines it)."""
+    if not all(m in full_rows().get(task, ()) for m in methods):
+        return []
+    missing = [m for m in methods if not summary.get(task, {}).get(m)]
+    return [(goal, None, f"not run: no {', '.join(missing)} row in this run")]
+
+
+def on_objective(f: dict) -> str:
+    """How many of a row's cases the objective decided (`speedup_decisive_*per_seed`), if any: REPORT.md's "Cases a
+    rule set aside" says why, case by case."""
+    k = f["objective_fallbacks"]
+    return f"; {k} of {f['cases']} cases on the objective (metric target ill-conditioned or absent)" if k else ""
+
+
 def goals(summary: dict) -> list[tuple[str, bool | None, str]]:
     """(goal, met (None: not measured in this run), measured) for each goal."""
     out = []
     for task, name in [(task, name) for name in OURS for task in RACE_TASKS]:
+        goal = (
+            f"{task}: {name} at the task lr reaches both targets no later than adamw-tuned and prodigy, "
+            "final retained no more than 0.01 below the better of them"
+        )
         m = summary.get(task, {})
         ours, rivals = m.get(name), [m.get(TUNED), m.get("prodigy")]
         if not ours or not all(rivals):
-            out.append(
-                (
-                    f"{task}: {name} at the task lr reaches both targets no later than adamw-tuned and prodigy, "
-                    "final retained no more than 0.01 below the better of them",
-                    None,
-                    "not run",
-                )
-            )
+            out += not_run(task, goal, summary, name, TUNED, "prodigy")
             continue
 
         def no_later(key: str) -> bool:  # effopt must get there, and no later than either rival (a rival may miss)
@@ -40,8 +61,7 @@ def goals(summary: dict) -> list[tuple[str, bool | None, str]]:
         ok_kept = ours["retained_final"] is None or not kept or ours["retained_final"] >= max(kept) - 0.01
         out.append(
             (
-                f"{task}: {name} at the task lr reaches both targets no later than adamw-tuned and prodigy, "
-                "final retained no more than 0.01 below the better of them",
+                goal,
                 no_later("steps_to_target") and ok_obj and ok_kept,
                 f"steps {fmt(ours['steps_to_target'], 0)} vs {fmt(rivals[0]['steps_to_target'], 0)} / "
                 f"{fmt(rivals[1]['steps_to_target'], 0)}; objective {fmt(ours['steps_to_objective_target'], 0)} "
@@ -51,28 +71,33 @@ def goals(summary: dict) -> list[tuple[str, bool | None, str]]:
             )
         )
     for task in RACE_TASKS:
+        goal = (
+            f"{task}: effopt-tuned needs at most 1/1.5 of adamw-tuned's steps to the task-lr target, final "
+            "metric no lower"
+        )
         m = summary.get(task, {})
         ours, tuned = m.get("effopt-tuned"), m.get(TUNED)
         if not ours or not tuned:
+            out += not_run(task, goal, summary, "effopt-tuned", TUNED)
             continue
         v = ours["speedup_steps_vs_tuned"]
         out.append(
             (
-                f"{task}: effopt-tuned needs at most 1/1.5 of adamw-tuned's steps to the task-lr target, final "
-                "metric no lower",
+                goal,
                 v is not None and v >= 1.5 and ours["final_metric"] >= tuned["final_metric"],
                 f"{times(v)}; final {ours['final_metric']:.3f} vs {tuned['final_metric']:.3f}",
             )
         )
     for name in OURS:
+        goal = f"opd-near: {name} at least 3x fewer steps and 2.5x fewer seconds than adamw, no seed below 2x in steps"
         near = summary.get("opd-near", {}).get(name)
         if not near:
+            out += not_run("opd-near", goal, summary, name)
             continue
         per = near["speedup_steps_per_seed"]
         out.append(
             (
-                f"opd-near: {name} at least 3x fewer steps and 2.5x fewer seconds than adamw, no seed below 2x in "
-                "steps",
+                goal,
                 (near["speedup_steps"] or 0) >= 3
                 and (near["speedup_seconds"] or 0) >= 2.5
                 and all((v or 0) >= 2 for v in per),
@@ -81,17 +106,19 @@ def goals(summary: dict) -> list[tuple[str, bool | None, str]]:
         )
     out += instance_goals(summary)
     for task, name in [(task, name) for name in OURS for task in NO_HARM_TASKS]:
+        goal = (
+            f"{task}: {name} does no harm, at least {NO_HARM:g}x of adamw's steps and seconds, every instance and seed"
+        )
         ours = summary.get(task, {}).get(name)
         if not ours:
+            out += not_run(task, goal, summary, name)
             continue
-        both = ours["speedup_steps_per_seed"] + ours["speedup_seconds_per_seed"]
+        steps, seconds = ours["speedup_decisive_per_seed"], ours["speedup_decisive_seconds_per_seed"]
         out.append(
             (
-                f"{task}: {name} does no harm, at least {NO_HARM:g}x of adamw's steps and seconds, every "
-                "instance and seed",
-                bool(both) and all(v is not None and v >= NO_HARM for v in both),
-                f"steps {speedups(ours['speedup_steps_per_seed'])}, "
-                f"seconds {speedups(ours['speedup_seconds_per_seed'])}",
+                goal,
+                bool(steps) and all(v is not None and v >= NO_HARM for v in steps + seconds),
+                f"steps {speedups(steps)}, seconds {speedups(seconds)}{on_objective(ours)}",
             )
         )
     return out
@@ -109,14 +136,19 @@ def clock_goals(summary: dict) -> list[tuple[str, bool | None, str]]:
     time, from the same run: yardstick.modelled_seconds), every case."""
     out = []
     for task, name in [(task, name) for name in CLOCKED for task in summary]:
+        goal = (
+            f"{task}: {name}'s seconds follow its steps, speed-up in seconds at least {SECONDS_FOLLOW:g} of "
+            "that in steps (medians)"
+        )
         f = summary[task].get(name)
+        if not f:
+            out += not_run(task, goal, summary, name)
         if not f or not f["speedup_steps"] or f["speedup_seconds"] is None:
             continue
         share = f["speedup_seconds"] / f["speedup_steps"]
         out.append(
             (
-                f"{task}: {name}'s seconds follow its steps, speed-up in seconds at least {SECONDS_FOLLOW:g} of "
-                "that in steps (medians)",
+                goal,
                 share >= SECONDS_FOLLOW,
                 f"{share:.2f} (steps {times(f['speedup_steps'])}, seconds {times(f['speedup_seconds'])}, "
                 f"modelled {times(f['speedup_modelled_seconds'])}; probe share {na(f['probe_share'], 2)})",
@@ -124,38 +156,45 @@ def clock_goals(summary: dict) -> list[tuple[str, bool | None, str]]:
         )
     costly, tuned = summary.get(COSTLY, {}), summary.get(COSTLY, {}).get(TUNED)
     for name in CLOCKED:
+        goal = f"{COSTLY}: {name} at least {COSTLY_SECONDS:g}x fewer seconds than adamw on every seed"
+        than_tuned = f"{COSTLY}: {name} no slower in seconds than adamw-tuned (median seconds to the target)"
         f = costly.get(name)
         if not f:
+            out += not_run(COSTLY, goal, summary, name) + not_run(COSTLY, than_tuned, summary, name, TUNED)
             continue
         per = f["speedup_seconds_per_seed"]
         out.append(
             (
-                f"{COSTLY}: {name} at least {COSTLY_SECONDS:g}x fewer seconds than adamw on every seed",
+                goal,
                 bool(per) and all(v is not None and v >= COSTLY_SECONDS for v in per),
                 f"seconds {speedups(per)}, modelled {speedups(f['speedup_modelled_seconds_per_seed'])}",
             )
         )
-        if tuned:
-            mine, theirs = f["seconds_to_target"], tuned["seconds_to_target"]
-            out.append(
-                (
-                    f"{COSTLY}: {name} no slower in seconds than adamw-tuned (median seconds to the target)",
-                    mine is not None and (theirs is None or mine <= theirs),
-                    f"{fmt(mine, 1, ' s')} vs {fmt(theirs, 1, ' s')}",
-                )
-            )
-    for task, name in [(task, name) for name in OURS + ("effopt-budget",) for task in NO_HARM_TASKS]:
-        f = summary.get(task, {}).get(name)
-        if not f:
+        if not tuned:
+            out += not_run(COSTLY, than_tuned, summary, TUNED)
             continue
-        both = f["speedup_steps_per_seed"] + f["speedup_modelled_seconds_per_seed"]
+        mine, theirs = f["seconds_to_target"], tuned["seconds_to_target"]
         out.append(
             (
-                f"{task}: {name} does no harm, at least {NO_HARM:g}x of adamw in steps and in modelled seconds, "
-                "every case",
-                bool(both) and all(v is not None and v >= NO_HARM for v in both),
-                f"steps {speedups(f['speedup_steps_per_seed'])}, "
-                f"modelled seconds {speedups(f['speedup_modelled_seconds_per_seed'])}",
+                than_tuned,
+                mine is not None and (theirs is None or mine <= theirs),
+                f"{fmt(mine, 1, ' s')} vs {fmt(theirs, 1, ' s')}",
+            )
+        )
+    for task, name in [(task, name) for name in OURS + ("effopt-budget",) for task in NO_HARM_TASKS]:
+        goal = (
+            f"{task}: {name} does no harm, at least {NO_HARM:g}x of adamw in steps and in modelled seconds, every case"
+        )
+        f = summary.get(task, {}).get(name)
+        if not f:
+            out += not_run(task, goal, summary, name)
+            continue
+        steps, modelled = f["speedup_decisive_per_seed"], f["speedup_decisive_modelled_seconds_per_seed"]
+        out.append(
+            (
+                goal,
+                bool(steps) and all(v is not None and v >= NO_HARM for v in steps + modelled),
+                f"steps {speedups(steps)}, modelled seconds {speedups(modelled)}{on_objective(f)}",
             )
         )
     return out
@@ -191,7 +230,11 @@ def trl_goals(summary: dict) -> list[tuple[str, bool | None, str]]:
             )
         )
     tuned = summary[TRL].get(TUNED)
-    if tuned:
+    if not tuned:
+        out += not_run(
+            TRL, f"{TRL}: effopt's final retained skill no more than 0.01 below adamw-tuned's", summary, TUNED
+        )
+    else:
         ok = trl["retained_final"] is not None and (
             tuned["retained_final"] is None or trl["retained_final"] >= tuned["retained_final"] - 0.01
         )
@@ -208,10 +251,16 @@ def trl_goals(summary: dict) -> list[tuple[str, bool | None, str]]:
 def instance_goals(summary: dict) -> list[tuple[str, bool | None, str]]:
     """opd-near's goals per instance (each instance's median over its seeds; where an instance's metric target is
     ill-conditioned, its objective's speed-up stands in: `speedup_decisive`)."""
-    near = summary.get("opd-near", {})
-    ours = near.get("effopt")
+    texts = (
+        f"opd-near: effopt at least {INSTANCE_SPEEDUP:g}x fewer steps than adamw on every instance (at least "
+        f"{MIN_INSTANCES}), each instance's median over its seeds",
+        "opd-near: effopt no slower than adamw-tuned on any instance",
+        f"opd-near: effopt at least {INSTANCE_OBJECTIVE:g}x fewer steps than adamw to the objective's target on every "
+        "instance",
+    )
+    ours = summary.get("opd-near", {}).get("effopt")
     if not ours:
-        return []
+        return [row for text in texts for row in not_run("opd-near", text, summary, "effopt")]
     per = ours["per_instance"]
 
     def listed(key: str) -> str:
@@ -222,20 +271,18 @@ def instance_goals(summary: dict) -> list[tuple[str, bool | None, str]]:
 
     return [
         (
-            f"opd-near: effopt at least {INSTANCE_SPEEDUP:g}x fewer steps than adamw on every instance (at least "
-            f"{MIN_INSTANCES}), each instance's median over its seeds",
+            texts[0],
             all_at_least("speedup_decisive", INSTANCE_SPEEDUP),
             f"{listed('speedup_decisive')}; metric targets well-conditioned on "
             + ", ".join(f"{i}: {f['conditioned']}" for i, f in per.items()),
         ),
         (
-            "opd-near: effopt no slower than adamw-tuned on any instance",
+            texts[1],
             all_at_least("speedup_steps_vs_tuned", 1.0),
             listed("speedup_steps_vs_tuned"),
         ),
         (
-            f"opd-near: effopt at least {INSTANCE_OBJECTIVE:g}x fewer steps than adamw to the objective's target on "
-            "every instance",
+            texts[2],
             all_at_least("speedup_objective", INSTANCE_OBJECTIVE),
             listed("speedup_objective"),
         ),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from benchmarks import yardstick
 from benchmarks.fmt import fmt, median_of, na, speedups, times
-from benchmarks.goals import RACE_TASKS, all_goals
+from benchmarks.goals import RACE_TASKS, all_goals, full_rows
 from benchmarks.tasks import BASELINE, HEADLINE, TUNED
 from benchmarks.yardstick import (  # noqa: F401 (RETAINED_TOLERANCE, spearman, tuned_multiple: re-exported)
     MEASURES,
@@ -58,10 +58,13 @@ def summarise(runs: list[dict]) -> dict:
         base_runs = methods.get(BASELINE, {})
         targets = {case: targets_of(r) for case, r in base_runs.items()}
         base_reach = {case: _reach_all(base_runs[case]["curve"], t) for case, t in targets.items()}
-        base_modelled = {
-            case: yardstick.modelled_seconds(
-                base_reach[case]["metric"][0], r["events"], yardstick.probe_bill(r["curve"], r["events"])
-            )
+        base_modelled = {  # {case: {measure: the baseline's modelled seconds to its target}}
+            case: {
+                key: yardstick.modelled_seconds(
+                    base_reach[case][key][0], r["events"], yardstick.probe_bill(r["curve"], r["events"])
+                )
+                for key, _ in MEASURES
+            }
             for case, r in base_runs.items()
         }
         tuned_runs = methods.get(TUNED, {})
@@ -76,6 +79,7 @@ def summarise(runs: list[dict]) -> dict:
                 steps, seconds = got["metric"]
                 bill = yardstick.probe_bill(r["curve"], r["events"])
                 modelled = yardstick.modelled_seconds(steps, r["events"], bill)
+                modelled_objective = yardstick.modelled_seconds(got["objective"][0], r["events"], bill)
                 base = base_reach.get(case)
                 base_curve = base_runs[case]["curve"] if case in base_runs else None
                 per_seed[case] = {
@@ -103,10 +107,20 @@ def summarise(runs: list[dict]) -> dict:
                     "speedup_steps": None if base is None else ratio(base["metric"][0], steps),
                     "speedup_seconds": None if base is None else ratio(base["metric"][1], seconds),
                     "modelled_seconds_to_target": modelled,
-                    "speedup_modelled_seconds": None if base is None else ratio(base_modelled[case], modelled),
+                    "speedup_modelled_seconds": (
+                        None if base is None else ratio(base_modelled[case]["metric"], modelled)
+                    ),
                     "probe_share": bill["probe_share"],
                     "probe_calls_per_100_steps": bill["probe_calls_per_100_steps"],
                     "speedup_objective": None if base is None else ratio(base["objective"][0], got["objective"][0]),
+                    "objective_target": targets.get(case, {}).get("objective"),
+                    "speedup_objective_seconds": (
+                        None if base is None else ratio(base["objective"][1], got["objective"][1])
+                    ),
+                    "modelled_seconds_to_objective_target": modelled_objective,
+                    "speedup_objective_modelled_seconds": (
+                        None if base is None else ratio(base_modelled[case]["objective"], modelled_objective)
+                    ),
                     "speedup_steps_vs_tuned": (
                         ratio(tuned_reach[case]["metric"][0], steps) if case in tuned_reach else None
                     ),
@@ -405,11 +419,16 @@ def sources(runs: list[dict]) -> list[str]:
 def _figures(cases) -> dict:
     """Medians over a set of cases' per_seed figures: the whole task's, or one instance's. A case whose metric has no
     target (the baseline made no gain, or one within the metric's noise: yardstick.conditioned) counts in neither the
-    metric's median nor its k/n; there the objective's speed-up decides (`speedup_decisive`)."""
+    metric's median nor its k/n; there the objective's speed-up decides (`speedup_decisive`, and per case in steps,
+    seconds and modelled seconds: `speedup_decisive_*per_seed`, with `objective_fallbacks` such cases)."""
     cases = list(cases)
     targeted = [f for f in cases if f["metric_target"] is not None]
     column = lambda key, among=cases: [f[key] for f in among]  # noqa: E731
-    decisive = [f["speedup_steps"] if f["metric_target"] is not None else f["speedup_objective"] for f in cases]
+
+    def decisive(metric: str, objective: str) -> list:  # the metric's speed-up, else the objective's (get: an older
+        # summary.json's cases lack the objective's seconds)
+        return [f[metric] if f["metric_target"] is not None else f.get(objective) for f in cases]
+
     return {
         "steps_to_target": median_never(column("steps_to_target", targeted)),
         "seconds_to_target": median_never(column("seconds_to_target", targeted)),
@@ -425,7 +444,7 @@ def _figures(cases) -> dict:
         "seconds_to_objective_target": median_never(column("seconds_to_objective_target")),
         "speedup_steps_vs_tuned": median_of(column("speedup_steps_vs_tuned", targeted)),
         "speedup_objective": median_of(column("speedup_objective")),
-        "speedup_decisive": median_of(decisive),
+        "speedup_decisive": median_of(decisive("speedup_steps", "speedup_objective")),
         "final_objective": median_of(column("final_objective")),
         "retained_at_target": median_of(column("retained_at_target", targeted)),
         "drift_final": median_of(column("drift_final")),
@@ -440,6 +459,13 @@ def _figures(cases) -> dict:
         "speedup_seconds_per_seed": column("speedup_seconds", targeted),
         "speedup_modelled_seconds_per_seed": column("speedup_modelled_seconds", targeted),
         "speedup_objective_per_seed": column("speedup_objective"),
+        # every case, in order: the metric's speed-up where it has a target, else the objective's (the do-no-harm goals)
+        "speedup_decisive_per_seed": decisive("speedup_steps", "speedup_objective"),
+        "speedup_decisive_seconds_per_seed": decisive("speedup_seconds", "speedup_objective_seconds"),
+        "speedup_decisive_modelled_seconds_per_seed": decisive(
+            "speedup_modelled_seconds", "speedup_objective_modelled_seconds"
+        ),
+        "objective_fallbacks": len(cases) - len(targeted),
     }
 
 
@@ -858,6 +884,75 @@ def predictors(runs: list[dict], summary: dict) -> list[str]:
     ]
 
 
+def set_aside(summary: dict, goal_rows: list[tuple[str, bool | None, str]]) -> list[str]:
+    """REPORT.md's cases that a rule set aside: each (task, case) whose metric has no target, why (an ill-conditioned
+    gain: yardstick.conditioned; no gain; no baseline run), and what stood in; then the goals the run could not check.
+    The grid's runs on each instance's first seed only are the design, not a case set aside."""
+    rows = []
+    for task, methods in summary.items():
+        cases = {k: c for f in methods.values() for k, c in f["per_seed"].items()}  # a case's targets: adamw's
+        for key, case in sorted(cases.items()):
+            if case["metric_target"] is not None:
+                continue
+            gain = case["baseline_gain"]
+            if gain is None:
+                why = "no adamw run on this case"
+            elif case["metric_target_conditioned"] is False:
+                why = (
+                    f"metric target ill-conditioned: adamw's gain {gain:+.3f} is under {yardstick.CONDITIONING:g} "
+                    "standard errors of the metric at its end"
+                )
+            else:
+                why = f"adamw made no gain in the metric ({gain:+.3f})"
+            ours = methods.get("effopt", {}).get("per_seed", {}).get(key)
+            stood_in = (
+                "nothing: no objective target either"
+                if case["objective_target"] is None
+                else f"the objective's target {case['objective_target']:.4f}"
+                + ("" if ours is None else f" (effopt {times(ours['speedup_objective'])} in steps)")
+            )
+            rows.append(f"| {task} | {key} | {why} | {stood_in} |")
+    unchecked = [f"- {what}: {measured.removeprefix('not run: ')}" for what, ok, measured in goal_rows if ok is None]
+    full = full_rows()
+    thinned = [
+        f"- {task}: {', '.join(sorted(full[task] - set(methods)))}"
+        for task, methods in summary.items()
+        if task in full and full[task] - set(methods)
+    ]
+    return [
+        "## Cases a rule set aside",
+        "",
+        "A case (instance x seed) whose metric has no target leaves the metric's medians, its k/n and the metric's "
+        "per-case lists; the objective's target decides it instead (the decisive speed-ups: the instance table, the "
+        "do-no-harm goals). The lr grid on each instance's first seed only is the design, not a case set aside.",
+        "",
+        *(
+            ["| task | case | why | what stood in |", "|---|---|---|---|", *rows]
+            if rows
+            else ["No case: every case's metric target is well-conditioned."]
+        ),
+        "",
+        "Goals this run could not check (rows that the full mode runs and this run did not):"
+        if unchecked
+        else "Every goal was checked on this run.",
+        "",
+        *unchecked,
+        *([""] if unchecked else []),
+        *(
+            [
+                "Rows the full mode (`make bench-full`) runs that this run left out, as telling nothing the rows kept "
+                "do not (benchmarks/tasks.py says why, row by row), beside the full mode's every seed and larger "
+                "budgets:",
+                "",
+                *thinned,
+                "",
+            ]
+            if thinned
+            else []
+        ),
+    ]
+
+
 def write_report(
     data: dict, source: Path, out: Path = RESULTS, readme: Path | None = README, reruns: tuple[Path, ...] = ()
 ) -> str:
@@ -875,6 +970,7 @@ def write_report(
     device = runs[0]["device_name"] if runs else "cpu"
     cpu = cpu_text(data, runs)
     command = " ".join(["python -m benchmarks.report", source.as_posix()] + [f"--rerun {r.as_posix()}" for r in reruns])
+    goal_rows = all_goals(summary)
     lines = [
         "# effopt benchmark report",
         "",
@@ -893,9 +989,10 @@ def write_report(
         "|---|---|---|",
         *[
             f"| {what} | {'not run' if ok is None else 'yes' if ok else 'NO'} | {measured} |"
-            for what, ok, measured in all_goals(summary)
+            for what, ok, measured in goal_rows
         ],
         "",
+        *set_aside(summary, goal_rows),
     ]
     for task, methods in summary.items():
         first = methods.get(BASELINE) or next(iter(methods.values()))

@@ -23,13 +23,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import yardstick
+from benchmarks import pins, yardstick
 from benchmarks.report import lr_text
 from benchmarks.tasks import BASELINE, MODE, THREADS, TUNED, grid_name, optimizer_of, tasks
 from benchmarks.yardstick import tuned_multiple
 from reference.optimizers import LR_FREE
 
 torch.set_num_threads(THREADS)
+KERNELS = pins.pin()  # the kernels every run computes with (recorded in each run's extra_info)
 TASKS = {task.name: task for task in tasks()}
 CASES = [
     (task.name, method, instance, seed)
@@ -175,6 +176,7 @@ def test_speedup(benchmark, request, name, method, instance, seed):
         device=result["device"],
         device_name=torch.cuda.get_device_name() if result["device"].startswith("cuda") else "cpu",
         cpu_capability=torch.backends.cpu.get_cpu_capability(),
+        kernels=KERNELS,
         threads=torch.get_num_threads(),
         initial_metric=result["initial_metric"],
         final_metric=result["final_metric"],

@@ -318,6 +318,50 @@ def test_instances_are_summarised_each_and_the_objective_decides_where_the_metri
     assert ours["worst_instance_speedup"] == 2.0
 
 
+def test_no_harm_counts_an_ill_conditioned_case_on_the_objective_and_a_missing_row_is_not_run():
+    from benchmarks.goals import clock_goals
+    from benchmarks.report import set_aside
+
+    base = [0.5, 0.6, 0.7, 0.8, 0.9, 0.9, 0.9, 0.9, 0.9]
+    flat = [0.70, 0.70, 0.71, 0.71, 0.72, 0.72, 0.72, 0.72, 0.72]  # a gain of 0.02 on 512 examples: within the noise
+    # the objective's target: 1.0 - 0.95 * 0.6 = 0.43, held (smoothed) from step 60; the slow curve's from step 80
+    objective, slow = [1.0, 0.8, 0.6, 0.5, 0.4, 0.4, 0.4, 0.4, 0.4], [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.4, 0.4]
+    runs = []
+    for instance, metric, ours in ((0, base, objective), (1, flat, slow)):  # effopt as fast on instance 0
+        runs.append(dict(_run("adamw", 0, metric, objective=objective, instance=instance), metric_examples=512))
+        runs.append(_run("effopt", 0, metric, objective=ours, instance=instance))
+    for run in runs:
+        run["task"] = "classic"
+    summary = summarise(runs)
+    ours = summary["classic"]["effopt"]
+    assert ours["speedup_steps_per_seed"] == [1.0]  # the metric's list drops the ill-conditioned case
+    assert ours["speedup_decisive_per_seed"] == [1.0, 0.75] and ours["objective_fallbacks"] == 1
+    assert ours["speedup_decisive_seconds_per_seed"] == [1.0, pytest.approx(0.75)]
+    assert ours["speedup_decisive_modelled_seconds_per_seed"] == [1.0, pytest.approx(0.75)]
+    rows = {what.split(",")[0]: (ok, measured) for what, ok, measured in report_goals(summary)}
+    clock = {what.split(",")[0]: (ok, measured) for what, ok, measured in clock_goals(summary)}
+    for ok, measured in (rows["classic: effopt does no harm"], clock["classic: effopt does no harm"]):
+        assert ok is False  # 0.75x on the objective where the metric cannot tell: harm, not a case left out
+        assert measured.endswith("; 1 of 2 cases on the objective (metric target ill-conditioned or absent)")
+    assert rows["classic: effopt-noscale does no harm"] == (None, "not run: no effopt-noscale row in this run")
+    assert "classic: effopt-guard does no harm" not in rows  # no mode runs effopt-guard on classic: no goal
+    assert rows["opd-near: effopt-tuned needs at most 1/1.5 of adamw-tuned's steps to the task-lr target"] == (
+        None,
+        "not run: no effopt-tuned, adamw-tuned row in this run",
+    )
+    section = set_aside(summary, report_goals(summary))
+    assert section[0] == "## Cases a rule set aside"
+    assert (
+        "| classic | i1-s0 | metric target ill-conditioned: adamw's gain +0.020 is under 3 standard errors of the "
+        "metric at its end | the objective's target 0.4300 (effopt 0.75x in steps) |" in section
+    )
+    assert not any("| i0-s0 |" in line for line in section)  # a well-conditioned case is not set aside
+    assert (
+        "- classic: effopt-noscale does no harm, at least 0.95x of adamw's steps and seconds, every instance and "
+        "seed: no effopt-noscale row in this run" in section
+    )
+
+
 def test_instance_goals_hold_on_every_instance_or_are_not_met():
     from benchmarks.goals import MIN_INSTANCES, instance_goals
 
@@ -426,7 +470,10 @@ def test_clock_goals_hold_seconds_to_steps_and_no_harm_to_modelled_seconds():
     # classic: 6 s against 3.05 s, 0.98 of the steps' speed-up; no harm in steps and in modelled seconds
     assert rows["classic: effopt's seconds follow its steps"][0] is True
     assert rows["classic: effopt does no harm"][0] is True
-    assert not any(k.startswith("classic: effopt-budget") for k in rows)  # not run: no row
+    # the full mode runs effopt-budget on classic, this run did not: its goals are not run, not left out
+    assert rows["classic: effopt-budget does no harm"] == (None, "not run: no effopt-budget row in this run")
+    assert rows["classic: effopt-budget's seconds follow its steps"][0] is None
+    assert not any(k.startswith("classic: effopt-guard") for k in rows)  # no mode runs it there: no goal
 
 
 def test_trl_goals_compare_effopt_with_opd_near_on_the_cases_both_ran():
@@ -513,3 +560,46 @@ def test_quick_mode_reuses_runs_that_are_the_same_and_declares_its_probe_costs()
     for bad in ("effopt@5", "effopt-budget@x"):
         with pytest.raises(ValueError, match="optimizer: "):
             build_optimizer(bad, model, 1e-3, probes)
+
+
+def test_the_race_pins_its_cpu_kernels_and_names_bad_settings():
+    code = "import benchmarks.pins as p; import torch; print(p.pin()['cpu_capability'], torch.ones(3).sum().item())"
+
+    def run(**env):
+        clean = {
+            k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")
+        }
+        return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean | env, capture_output=True, text=True)
+
+    native = run(EFFOPT_BENCH_KERNELS="native")
+    assert native.returncode == 0, native.stderr
+    if native.stdout.split()[0] not in ("AVX2", "AVX512"):
+        pytest.skip("a CPU without AVX2: the pins do not apply")
+    assert run().stdout.split()[0] == "AVX2"  # pinned by default, whatever the CPU offers beyond AVX2
+    failed = run(EFFOPT_BENCH_KERNELS="fast")
+    assert failed.returncode != 0 and "EFFOPT_BENCH_KERNELS: expected 'pinned' or 'native'" in failed.stderr
+    failed = run(ATEN_CPU_CAPABILITY="avx512")  # a setting that contradicts a pin is refused, not overridden
+    assert failed.returncode != 0 and "ATEN_CPU_CAPABILITY: the benchmark pins it to 'avx2'" in failed.stderr
+
+
+def test_the_kernels_fingerprint_is_the_same_in_two_processes_and_differs_without_the_pins():
+    def fingerprint(kernels: str) -> dict:
+        env = {
+            k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")
+        }
+        out = subprocess.run(
+            [sys.executable, "-m", "benchmarks.kernels", "--fingerprint"],
+            cwd=ROOT,
+            env=env | {"EFFOPT_BENCH_KERNELS": kernels},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    first, second = fingerprint("pinned"), fingerprint("pinned")
+    assert first == second and first["kernels"]["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+    assert set(first["digests"]) >= {"OPD student", "EchoDistill encoder (convolutions)", "AdamW step"}
+    native = fingerprint("native")
+    if native["kernels"]["cpu_capability"] == "AVX512":  # another path: other bits (what the pins are for)
+        assert native["digests"]["OPD student"] != first["digests"]["OPD student"]
