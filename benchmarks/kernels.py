@@ -1,5 +1,5 @@
 """Whether the race computes the same bits on another CPU: the kernels' fingerprint on several CPUs, and every task's
-first case with the benchmark's pinned kernels (benchmarks/pins.py) against this CPU's own.
+first case with the pinned kernels (benchmarks/pins.py, EFFOPT_BENCH_KERNELS=pinned) against this CPU's own.
 
     python -m benchmarks.kernels                       # about 10 minutes on two cores
     python -m benchmarks.kernels --emulate Haswell Skylake-Server EPYC-Milan   # and the fingerprint on other CPUs

@@ -1,17 +1,19 @@
-"""The CPU kernels every benchmark run computes with, pinned so that a run gives the same bits on any Intel x86-64
-CPU with AVX2, with or without AVX-512 (measured: benchmarks/results/kernels/KERNELS.md, `make kernels`).
+"""The CPU kernels a benchmark run computes with: pinned on request (EFFOPT_BENCH_KERNELS=pinned), so that a run
+gives the same bits on any Intel x86-64 CPU with AVX2, with or without AVX-512 (measured:
+benchmarks/results/kernels/KERNELS.md, `make kernels`).
 
 Left alone, three libraries inside torch each pick their code path by the CPU they find: ATen's vectorised kernels
 (AVX-512 or AVX2), MKL's BLAS and vector maths (a branch per CPU) and oneDNN's convolutions (AVX-512 or AVX2). Each
 path adds in its own order, so a run's last bits differ from CPU to CPU, and a loop that samples (EchoDistill) turns
 those bits into other answers and another race. Pinned: the AVX2 path of all three (MKL's through its conditional
-numerical reproducibility, CNR). The thread count is pinned beside them (benchmarks.tasks.THREADS).
+numerical reproducibility, CNR). The thread count is pinned beside them, always (benchmarks.tasks.THREADS).
 
-Not pinned, as measured: MKL honours its CNR branches on Intel CPUs only; on another vendor's it takes its own path
-unless MKL_CBWR=COMPATIBLE, which makes the race about 1.6 times slower here. An AMD CPU's rows may therefore differ.
+Why not by default, as measured: the pins make the race about 12% slower on an AVX-512 CPU (the committed results',
+whose `make bench` must fit in 30 minutes), and they do not reach another vendor's CPU: MKL honours its CNR branches on
+Intel CPUs only, and on an AMD CPU takes its own path unless MKL_CBWR=COMPATIBLE, which makes the race about 1.6
+times slower. The committed results are this CPU's own kernels (`native`).
 
 Set on import, before torch computes anything (benchmarks/conftest.py imports this first).
-EFFOPT_BENCH_KERNELS=native runs on the CPU's own kernels instead, as the results before these pins did.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import os
 
 #: environment -> value, read by ATen, MKL and oneDNN on their first use in the process
 PINS = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
-_KERNELS = os.environ.get("EFFOPT_BENCH_KERNELS", "pinned")
+_KERNELS = os.environ.get("EFFOPT_BENCH_KERNELS", "native")
 if _KERNELS not in ("pinned", "native"):
     raise ValueError(f"EFFOPT_BENCH_KERNELS: expected 'pinned' or 'native', got {_KERNELS!r}")
 PINNED = _KERNELS == "pinned"
@@ -41,7 +43,7 @@ def pin() -> dict[str, str]:
         if torch.backends.cpu.get_cpu_capability() != "AVX2":
             raise RuntimeError(
                 f"torch runs its {torch.backends.cpu.get_cpu_capability()} kernels: import benchmarks.pins before "
-                "torch computes anything (this CPU may lack AVX2: EFFOPT_BENCH_KERNELS=native runs without the pins)"
+                "torch computes anything (or this CPU lacks AVX2: leave EFFOPT_BENCH_KERNELS unset)"
             )
     return {
         "kernels": _KERNELS,
