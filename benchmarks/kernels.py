@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from benchmarks import pins
@@ -94,8 +95,10 @@ def first_cases(out: Path) -> None:
             real = mode == "real"
             task.prepare(0)
             for method in (BASELINE,) if real else (BASELINE, "effopt"):
+                started = time.perf_counter()
                 result = task.run(optimizer_of(method, task), 0, 0, task.lr, **({"steps": SMOL_STEPS} if real else {}))
-                runs.append({"task": task.name, "method": method, "curve": result["curve"]})
+                seconds = time.perf_counter() - started
+                runs.append({"task": task.name, "method": method, "curve": result["curve"], "seconds": seconds})
                 print(f"{task.name} {method}: done", flush=True)
     out.write_text(json.dumps({"kernels": kernels, "runs": runs}))
 
@@ -173,6 +176,7 @@ def runs_table() -> list[str]:
                 f"{yardstick.tail(run['curve'], 'metric'):.3f} | {_same(run['curve'], pinned['curve'])} | "
                 f"{'-' if theirs is None else _same(run['curve'], theirs)} |"
             )
+    seconds = {kernels: sum(r["seconds"] for r in runs) for kernels, runs in settings.items()}
     return [
         "## Every task's first case, pinned and with this CPU's own kernels",
         "",
@@ -181,6 +185,9 @@ def runs_table() -> list[str]:
         'run": the curve of that case in benchmarks/results/benchmark.json ("-": none there).',
         "",
         *rows,
+        "",
+        f"The pinned runs took {seconds['pinned'] / seconds['native']:.2f} times the seconds of the native ones "
+        f"({seconds['pinned'] / 60:.1f} against {seconds['native'] / 60:.1f} minutes, one after the other here).",
         "",
     ]
 

@@ -53,8 +53,10 @@ def prose(text: str) -> str:
 
 
 def sources() -> str:
-    """The benchmark's report and summary, as text."""
-    return (RESULTS / "REPORT.md").read_text() + "\n" + (RESULTS / "summary.json").read_text()
+    """The benchmark's reports (the race's, the real model's, the kernels', ...) and summaries, as text."""
+    return "\n".join(
+        path.read_text() for pattern in ("*.md", "summary.json") for path in sorted(RESULTS.rglob(pattern))
+    )
 
 
 def test_the_readme_is_short_and_the_rest_is_in_docs():
