@@ -12,7 +12,7 @@ machine's kernels, and torch's libraries pick their code path by the CPU they fi
    qemu-user): Intel without AVX-512, Intel with it, AMD. qemu computes exactly what a CPU computes exactly (sums,
    products, fused multiply-adds, square roots), but it answers the approximate reciprocal instructions (`rsqrtps`,
    `rcpps`, each vendor's own table in hardware) with the exact value: a digest of code that uses them (MKL's vector
-   square root in AdamW's step) differs under emulation from every real CPU, and says nothing either way.
+   square root does on some of its branches) differs under emulation from every real CPU, and says nothing.
 2. Every task's first case (instance 0, seed 0) of the quick benchmark, AdamW and effopt at the task lr, in fresh
    processes, pinned and with this CPU's own kernels: whether each curve is the same bits as the pinned run and as
    the committed run (benchmarks/results/benchmark.json), and where each reaches its target. The real model

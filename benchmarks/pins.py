@@ -8,10 +8,12 @@ path adds in its own order, so a run's last bits differ from CPU to CPU, and a l
 those bits into other answers and another race. Pinned: the AVX2 path of all three (MKL's through its conditional
 numerical reproducibility, CNR). The thread count is pinned beside them, always (benchmarks.tasks.THREADS).
 
-Why not by default, as measured: the pins make the race about 12% slower on an AVX-512 CPU (the committed results',
-whose `make bench` must fit in 30 minutes), and they do not reach another vendor's CPU: MKL honours its CNR branches on
-Intel CPUs only, and on an AMD CPU takes its own path unless MKL_CBWR=COMPATIBLE, which makes the race about 1.6
-times slower. The committed results are this CPU's own kernels (`native`).
+Why not by default, as measured: the pins make the race slower on an AVX-512 CPU (1.10 times the seconds in
+KERNELS.md's first cases; the first 15 runs of a pinned `make bench` took 17-19 s against 15.6-16.3 s, which put it
+past its 30 minutes), and they do not reach another vendor's CPU: MKL honours its CNR branches on Intel CPUs only (an
+emulated AMD EPYC-Milan computes the same digests pinned as unpinned), and on an AMD CPU takes its own path unless
+MKL_CBWR=COMPATIBLE, which made 100 opd-near steps 1.6 times slower here. The committed results are this CPU's own
+kernels (`native`).
 
 Set on import, before torch computes anything (benchmarks/conftest.py imports this first).
 """
