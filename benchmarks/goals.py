@@ -109,19 +109,24 @@ def goals(summary: dict) -> list[tuple[str, bool | None, str]]:
         goal = (
             f"{task}: {name} does no harm, at least {NO_HARM:g}x of adamw's steps and seconds, every instance and seed"
         )
-        ours = summary.get(task, {}).get(name)
-        if not ours:
-            out += not_run(task, goal, summary, name)
-            continue
-        steps, seconds = ours["speedup_decisive_per_seed"], ours["speedup_decisive_seconds_per_seed"]
-        out.append(
-            (
-                goal,
-                bool(steps) and all(v is not None and v >= NO_HARM for v in steps + seconds),
-                f"steps {speedups(steps)}, seconds {speedups(seconds)}{on_objective(ours)}",
-            )
-        )
+        out += no_harm(summary, task, name, goal, "seconds")
     return out
+
+
+def no_harm(summary: dict, task: str, name: str, goal: str, clock: str) -> list[tuple[str, bool | None, str]]:
+    """A do-no-harm goal: every case's decisive speed-up, in steps and on `clock` ("seconds" or "modelled seconds"),
+    at least NO_HARM; not run where the run lacks the row."""
+    f = summary.get(task, {}).get(name)
+    if not f:
+        return not_run(task, goal, summary, name)
+    steps, seconds = f["speedup_decisive_per_seed"], f[f"speedup_decisive_{clock.replace(' ', '_')}_per_seed"]
+    return [
+        (
+            goal,
+            bool(steps) and all(v is not None and v >= NO_HARM for v in steps + seconds),
+            f"steps {speedups(steps)}, {clock} {speedups(seconds)}{on_objective(f)}",
+        )
+    ]
 
 
 COSTLY = "opd-near-costly-probe"  #: opd-near with a probe that samples (a few base steps a call)
@@ -185,18 +190,7 @@ def clock_goals(summary: dict) -> list[tuple[str, bool | None, str]]:
         goal = (
             f"{task}: {name} does no harm, at least {NO_HARM:g}x of adamw in steps and in modelled seconds, every case"
         )
-        f = summary.get(task, {}).get(name)
-        if not f:
-            out += not_run(task, goal, summary, name)
-            continue
-        steps, modelled = f["speedup_decisive_per_seed"], f["speedup_decisive_modelled_seconds_per_seed"]
-        out.append(
-            (
-                goal,
-                bool(steps) and all(v is not None and v >= NO_HARM for v in steps + modelled),
-                f"steps {speedups(steps)}, modelled seconds {speedups(modelled)}{on_objective(f)}",
-            )
-        )
+        out += no_harm(summary, task, name, goal, "modelled seconds")
     return out
 
 
