@@ -91,8 +91,8 @@ def first_cases(out: Path) -> None:
     torch.set_num_threads(THREADS)
     runs = []
     for mode in ("quick", "real"):
+        real = mode == "real"
         for task in tasks(mode):
-            real = mode == "real"
             task.prepare(0)
             for method in (BASELINE,) if real else (BASELINE, "effopt"):
                 started = time.perf_counter()

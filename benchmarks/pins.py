@@ -37,8 +37,8 @@ if PINNED:  # before torch computes anything: each library reads its variable on
 
 
 def pin() -> dict[str, str]:
-    """Pin this process's kernels and say how: the environment and torch's flags, which a run records beside its
-    results. Raises where torch chose its kernels before the pins were set."""
+    """This process's kernels, as a run records them beside its results (the pins themselves are set on import).
+    Raises where the pins were asked for but torch chose its kernels before they were set."""
     import torch
 
     if PINNED:
