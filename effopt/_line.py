@@ -124,19 +124,29 @@ class _Line:
     """
 
     def __init__(
-        self, settings: LineSettings, params: list[torch.Tensor], anchors: list[torch.Tensor], step: int, record: Event
+        self,
+        settings: LineSettings,
+        params: list[torch.Tensor],
+        anchors: list[torch.Tensor],
+        step: int,
+        record: Event,
+        positions: Sequence[Sequence[torch.Tensor]] = (),
     ) -> None:
         self.settings, self.step, self.record = settings, step, record
+        self.positions: dict[int, list[torch.Tensor]] = {}  # by id of the local parameter: state that moves with it
         self.m = 1.0  # where the weights are now
         self.swapped = 0  # chunks whose anchor buffer already holds theta_1
         self.baseline: float | None = None
         self.probing = False
         self.ops = _ForeachOps if settings.foreach else _LoopOps
         groups: dict[tuple[torch.device, torch.dtype], tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
-        for p, a in zip(params, anchors):
+        for k, (p, a) in enumerate(zip(params, anchors)):
+            local = _local(p)
             groups.setdefault((p.device, p.dtype), ([], []))
-            groups[(p.device, p.dtype)][0].append(_local(p))
+            groups[(p.device, p.dtype)][0].append(local)
             groups[(p.device, p.dtype)][1].append(_local(a))
+            if k < len(positions) and positions[k]:
+                self.positions[id(local)] = [_local(t) for t in positions[k]]
         self.chunks = [chunk for ps, xs in groups.values() for chunk in _chunked(ps, xs)]
 
     def improves(self, score: float, best: float) -> bool:
@@ -240,6 +250,11 @@ class _Line:
             for ps, xs in self.chunks[: self.swapped]:
                 self.ops.copy_(ps, xs)
             self.m = 1.0
+        elif self.positions:  # the anchor buffers still hold theta_1: shift the base's positions by theta(m) - theta_1
+            for ps, xs in self.chunks:
+                for p, x in zip(ps, self._staged(ps, xs)):
+                    for t in self.positions.get(id(p), ()):
+                        t.add_((p - x).reshape(t.shape))
         for ps, xs in self.chunks[self.swapped :] if m == 1.0 else self.chunks:
             self.ops.copy_(xs, ps)
 

@@ -44,6 +44,9 @@ SCHEDULE = "effopt_schedule"  #: key of a stateful schedule's state_dict(), in e
 STEP_SCALE = "effopt_step_scale"  #: key of the step scale's state_dict(), in every param group
 GUARD = "effopt_guard"  #: key of the guard's state_dict() (its reference), in every param group
 BUDGET = "effopt_budget"  #: key of the probe budget's state_dict() (its counts), in every param group
+#: Base-optimizer state entries that are points in weight space, moved with the weights by every accepted move:
+#: Prodigy's ``p0`` (the start its step-size estimate measures distances from) and schedule-free AdamW's ``z``
+POSITIONS = ("p0", "z")
 COUNTS = "effopt_counts"  #: key of the running counts {"events": run, "moves": accepted m != 1}, in every param group
 
 #: Named sets of pieces. "effopd" is the published rule; "default" is effopt's own choice for a smooth loss probe.
@@ -94,6 +97,11 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
             units (default 0: strict improvement, as published). Guards against accepting noise.
         anchor_device: keep anchors on this device (e.g. ``"cpu"`` for large models); default: the parameter's.
         foreach: use the grouped ``torch._foreach_*`` kernels (default) or a plain per-tensor loop (``False``).
+        positions: the base optimizer's per-parameter state entries that are points in weight space (default
+            :data:`POSITIONS`: Prodigy's ``p0``, schedule-free AdamW's ``z``). Every accepted move shifts them by the
+            same displacement as the weights, so the distances the base optimizer measures from them, Prodigy's
+            estimate of its step size, are the ones it would have seen without the move. Entries of another size or
+            dtype than their parameter (Prodigy's ``p0`` with ``slice_p > 1``) are left alone; ``()`` shifts nothing.
         history: how many of the latest events :attr:`events` keeps (default 1000; ``None``: all, which grows
             without bound over a long run). :attr:`events_run` and :attr:`moves_accepted` count every event, and
             are part of the checkpoint; the events themselves are not.
@@ -134,6 +142,7 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         anchor_device: torch.device | str | None = None,
         foreach: bool = True,
         history: int | None = 1000,
+        positions: Sequence[str] = POSITIONS,
     ) -> None:
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"optimizer: expected a torch.optim.Optimizer, got {type(optimizer).__name__}")
@@ -156,6 +165,8 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
             raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {preset!r}")
         if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
             raise ValueError(f"tolerance: expected a number >= 0, got {tolerance!r}")
+        if isinstance(positions, str) or not all(isinstance(key, str) for key in positions):
+            raise TypeError(f"positions: expected a sequence of state key names, got {positions!r}")
         if history is not None and (isinstance(history, bool) or not isinstance(history, int) or history < 0):
             raise ValueError(f"history: expected an int >= 0 or None, got {history!r}")
         pieces = PRESETS[preset]()
@@ -187,6 +198,7 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         self.model: tuple[torch.nn.Module, ...] | None = model
         self.anchor_device = None if anchor_device is None else torch.device(anchor_device)
         self.history = history
+        self.positions = tuple(positions)
         self.events: list[Event] = []  # the latest `history` events, oldest first
         self._pending: dict[torch.Tensor, torch.Tensor] = {}  # anchors taken before the base state exists
         self._complete = False  # every selected parameter has an anchor or a pending one
@@ -239,7 +251,7 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
             f"mode={self.mode!r}, schedule={self.schedule!r}, search={self.search!r}, direction={self.direction!r}, "
             f"step_scale={self.step_scale!r}, guard={self.guard!r}, budget={self.budget!r}, "
             f"tolerance={self.tolerance}, anchor_device={self.anchor_device}, foreach={self.foreach}, "
-            f"history={self.history})"
+            f"history={self.history}, positions={self.positions})"
         )
 
     # --- torch.optim.Optimizer API ------------------------------------------------------------------------------------
@@ -378,6 +390,17 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
             return param.detach().clone()
         return param.detach().to(self.anchor_device, copy=True)
 
+    def _positions(self, param: torch.Tensor) -> list[torch.Tensor]:
+        """The base optimizer's state entries of ``param`` that are points in weight space (``positions``)."""
+        state = self.state.get(param, {})
+        return [
+            state[key]
+            for key in self.positions
+            if isinstance(state.get(key), torch.Tensor)
+            and state[key].numel() == param.numel()
+            and state[key].dtype == param.dtype
+        ]
+
     def _record(self, step: int) -> Event:
         """A new event's record, appended to :attr:`events` (filled in as the event runs)."""
         record: Event = {
@@ -412,7 +435,8 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         sketch = _sketch(params, anchors)  # the update on sampled coordinates, against the previous event's
         previous, self._sketch = self._sketch, sketch
         record["stability"] = _cosine(sketch, previous)
-        line = _Line(LineSettings.of(self), params, anchors, step, record)
+        positions = [self._positions(param) for param in params]
+        line = _Line(LineSettings.of(self), params, anchors, step, record, positions)
         try:
             if self.guard is not None and self.guard.reference is None:
                 self.guard.reference = line.guard_value()

@@ -3,6 +3,7 @@ the base steps that follow it (``ExtrapolatingOptimizer(step_scale=...)``)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ._checks import _positive
@@ -28,8 +29,9 @@ class StepScale:
         start: the first step whose event moves the factor (default 10, :class:`Backoff`'s interval).
     """
 
-    def __init__(self, power: float = 0.5, low: float = 1.0, high: float = 4.0, start: int = 10) -> None:
-        self.power, self.low, self.high = _positive("power", power), _positive("low", low), _positive("high", high)
+    def __init__(self, power: float = 0.5, low: float = 1.0, high: float | None = 4.0, start: int = 10) -> None:
+        self.power, self.low = _positive("power", power), _positive("low", low)
+        self.high = math.inf if high is None else _positive("high", high)
         if not self.low <= 1.0 <= self.high:
             raise ValueError(f"low, high: expected low <= 1 <= high, got {low!r}, {high!r}")
         if isinstance(start, bool) or not isinstance(start, int) or start < 1:
