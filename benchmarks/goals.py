@@ -1,4 +1,4 @@
-"""The benchmark's goals, each checked on a run's summary (benchmarks.report.summarise) and written as a row of
+"""The benchmark's goals, each checked on a run's summary (benchmarks.summary.summarise) and written as a row of
 REPORT.md: (goal, met, measured), met None where the run did not measure it. The thresholds are the issues' own."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The README and docs/ cannot drift from the benchmark.
 
 Every figure they show is either generated from the committed summary.json (the README's block between
-benchmarks.report.MARKERS, which must equal what benchmarks.report would write today) or found verbatim in
+benchmarks.readme.MARKERS, which must equal what benchmarks.readme would write today) or found verbatim in
 benchmarks/results/REPORT.md or summary.json, or is one of the few non-measurements listed in ALLOWED. The other
 reports (`make heldout`, `make seeds`, `make foresight`, `make kernels`) are linked, not quoted. The snippets are
 checked against the examples by tests/test_integrations.py.
@@ -13,7 +13,7 @@ import re
 import shutil
 from pathlib import Path
 
-from benchmarks import report
+from benchmarks import readme
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -43,7 +43,7 @@ def pages() -> list[Path]:
 def prose(text: str) -> str:
     """`text` without what the figure check does not read: the generated block, fenced code (the snippets are checked
     against the examples), HTML comments, link targets, URLs and arXiv numbers."""
-    start, end = report.MARKERS
+    start, end = readme.MARKERS
     text = re.sub(re.escape(start) + ".*?" + re.escape(end), "", text, flags=re.DOTALL)
     text = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
     text = re.sub(r"<!--.*?-->", "", text, flags=re.DOTALL)
@@ -99,7 +99,7 @@ def test_allowed_numbers_are_used():
 def test_the_readme_block_is_what_the_report_writes_today(tmp_path):
     copy = tmp_path / "README.md"
     shutil.copy(README, copy)
-    report.refresh_readme(readme=copy, results=RESULTS)
+    readme.refresh_readme(readme=copy, results=RESULTS)
     assert copy.read_text() == README.read_text(), f"README.md's results block is stale: run `{REFRESH}`"
 
 
