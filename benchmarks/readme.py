@@ -1,6 +1,6 @@
-"""The README's results block, between its MARKERS: the goal tally, one headline row per task (the real model's first,
-where `make real` has run) and the headline plot, from summary.json alone (`refresh_readme`) or from a report being
-written (benchmarks.report.write_report).
+"""The README's results block, between its MARKERS: the goal tally and the goals (benchmarks.scoreboard), one headline
+row per task (the real model's first, where `make real` has run) and the headline plot, from summary.json alone
+(`refresh_readme`) or from a report being written (benchmarks.report.write_report).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from benchmarks.fmt import na, times
-from benchmarks.goals import all_goals
+from benchmarks.scoreboard import board, table, tally
 from benchmarks.summary import from_published
 from benchmarks.tasks import BASELINE, TUNED
 
@@ -23,26 +23,18 @@ REAL_SUMMARY = RESULTS / "real" / "summary.json"
 README_ROWS = ("effopt", TUNED, "prodigy")
 
 
-def _tally(rows: list[tuple[str, bool | None, str]]) -> str:
-    met = [ok for _, ok, _ in rows]
-    yes, no = sum(ok is not None and bool(ok) for ok in met), sum(ok is not None and not ok for ok in met)
-    return f"{yes} met, {no} not met, {met.count(None)} not run"
-
-
-def goal_tally(summary: dict, real: dict | None = None) -> str:
-    """How many of REPORT.md's goals the run met, did not meet, did not run; then the real model's, from its own report,
-    where `make real` has run (`summary`, `real`: from_published's)."""
-    rows, extra = all_goals(summary), all_goals(real) if real else []
-    text = (
-        f"**Goals: {_tally(rows)}** (of {len(rows)}, each checked on this run: "
-        "[REPORT.md](benchmarks/results/REPORT.md#goals-each-checked-on-this-run))"
-    )
-    if extra:
-        text += (
-            f"; the real model's: **{_tally(extra)}** (of {len(extra)}: "
-            "[its report](benchmarks/results/real/REPORT.md#goals-each-checked-on-this-run))"
-        )
-    return text + "."
+def scoreboard(summary: dict, real: dict | None = None) -> list[str]:
+    """The README's first lines: the goal tally and the goals (benchmarks.scoreboard), the real model's first where
+    `make real` has run (`summary`, `real`: from_published's). A goal whose rows the run lacks is the full mode's
+    report's, not in the tally."""
+    goals = (board(real)[0] if real else []) + board(summary)[0]
+    return [
+        f"**Goals: {tally(goals)}** (what the shipped default, `effopt`, promises, per family of tasks: the real "
+        "model's checked by `make real`, the rest by `make bench`; each goal's checks row by row, and the variants', "
+        "in [REPORT.md](benchmarks/results/REPORT.md#goals-each-checked-on-this-run)).",
+        "",
+        *table(goals),
+    ]
 
 
 def headline_rows(summary: dict, label: str = "{task}") -> list[str]:
@@ -67,8 +59,8 @@ def headline_rows(summary: dict, label: str = "{task}") -> list[str]:
 def readme_block(
     summary: dict, mode: str, device: str, cpu: str, real: dict | None = None, real_cpu: str | None = None
 ) -> list[str]:
-    """The lines between the README's MARKERS: the goal tally, the headline table (the real model's rows first, where
-    `make real` has run), the headline plot. `summary` and `real`: full summaries or summary.json's published subset."""
+    """The lines between the README's MARKERS: the goal tally and the goals, the headline table (the real model's rows
+    first, where `make real` has run), the headline plot. `summary` and `real`: full summaries or summary.json's published subset."""
     summary, real = from_published(summary), from_published(real or {})
     source = f"Measured by `make bench` (mode `{mode}`, device `{device}`, CPU: {cpu})"
     if real:
@@ -87,7 +79,7 @@ def readme_block(
         "[REPORT.md](benchmarks/results/REPORT.md)."
     )
     return [
-        goal_tally(summary, real),
+        *scoreboard(summary, real),
         "",
         legend,
         "",

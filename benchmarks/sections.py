@@ -1,4 +1,4 @@
-"""REPORT.md's sections across tasks, in the report's order: the cases a rule set aside and the goals not run
+"""REPORT.md's sections across tasks, in the report's order: the cases a rule set aside and the checks not made
 (`set_aside`), the two rulesets (`self_tuning_table`), the tuned lr under other tolerances (`tolerance_table`), where
 a step's seconds go (`seconds_split_table`), measured against modelled seconds (`clock_agreement`), what predicts the
 speed-up (`predictors`), direction stability (`stability_table`) and the wrapper's overhead (`overhead_table`)."""
@@ -18,7 +18,7 @@ from benchmarks.yardstick import RETAINED_TOLERANCE, reach, spearman, targets_of
 
 def set_aside(summary: dict, goal_rows: list[tuple[str, bool | None, str]]) -> list[str]:
     """REPORT.md's cases that a rule set aside: each (task, case) whose metric has no target, why (an ill-conditioned
-    gain: yardstick.conditioned; no gain; no baseline run), and what stood in; then the goals the run could not check.
+    gain: yardstick.conditioned; no gain; no baseline run), and what stood in; then the checks the run could not make.
     The grid's runs on each instance's first seed only are the design, not a case set aside."""
     rows = []
     for task, methods in summary.items():
@@ -64,9 +64,9 @@ def set_aside(summary: dict, goal_rows: list[tuple[str, bool | None, str]]) -> l
             else ["No case: every case's metric target is well-conditioned."]
         ),
         "",
-        "Goals this run could not check (rows that the full mode runs and this run did not):"
+        "Checks this run could not make (rows that the full mode runs and this run did not):"
         if unchecked
-        else "Every goal was checked on this run.",
+        else "Every check was made on this run.",
         "",
         *unchecked,
         *([""] if unchecked else []),
