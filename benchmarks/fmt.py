@@ -1,4 +1,5 @@
-"""How the benchmark's figures are written in its tables and goal rows (benchmarks.report, benchmarks.goals)."""
+"""How the benchmark's figures are written in its tables and goal rows (benchmarks.tables, benchmarks.sections,
+benchmarks.readme, benchmarks.goals)."""
 
 from __future__ import annotations
 

@@ -154,7 +154,7 @@ def _run(objective: str, method: str, seed: int, args, task, folder: Path | None
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from benchmarks.report import summarise
+    from benchmarks.summary import summarise
     from reference import opd
     from reference.common import cache_dir
 

@@ -1,5 +1,6 @@
-"""The benchmark's goals, each checked on a run's summary (benchmarks.report.summarise) and written as a row of
-REPORT.md: (goal, met, measured), met None where the run did not measure it. The thresholds are the issues' own."""
+"""The benchmark's checks, each made on a run's summary (benchmarks.summary.summarise) and written as a row of
+REPORT.md: (check, met, measured), met None where the run did not measure it. The thresholds are the issues' own.
+The scoreboard's goals (benchmarks.scoreboard) gather the shipped default's checks; the variants' stay rows."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from benchmarks.tasks import TUNED, tasks
 RACE_TASKS = ("opd-near", "sft", "echodistill")
 #: the default, the default without its persistent step size, and the default with a guard on the retained skill
 OURS = ("effopt", "effopt-noscale", "effopt-guard")
+RIVALS = (TUNED, "prodigy")  #: what a user would run instead: AdamW at a swept lr, and the lr-free Prodigy untuned
 NO_HARM_TASKS = ("opd-grpo", "opd-far", "classic")
 NO_HARM = 0.95  #: do no harm: at least this share of adamw's speed, in steps and seconds, on every case
 #: opd-near per instance: at least this many instances, each at least this speed-up in steps (to the objective's target)
@@ -42,32 +44,33 @@ def on_objective(f: dict) -> str:
 def goals(summary: dict) -> list[tuple[str, bool | None, str]]:
     """(goal, met (None: not measured in this run), measured) for each goal."""
     out = []
-    for task, name in [(task, name) for name in OURS for task in RACE_TASKS]:
+    for task, name, rival in [(t, n, r) for n in OURS for t in RACE_TASKS for r in RIVALS]:
         goal = (
-            f"{task}: {name} at the task lr reaches both targets no later than adamw-tuned and prodigy, "
-            "final retained no more than 0.01 below the better of them"
+            f"{task}: {name} at the task lr reaches both targets no later than {rival}, final retained no more than "
+            f"0.01 below {rival}'s"
         )
         m = summary.get(task, {})
-        ours, rivals = m.get(name), [m.get(TUNED), m.get("prodigy")]
-        if not ours or not all(rivals):
-            out += not_run(task, goal, summary, name, TUNED, "prodigy")
+        ours, theirs = m.get(name), m.get(rival)
+        if not ours or not theirs:
+            out += not_run(task, goal, summary, name, rival)
             continue
 
-        def no_later(key: str) -> bool:  # effopt must get there, and no later than either rival (a rival may miss)
-            return ours[key] is not None and all(r[key] is None or ours[key] <= r[key] for r in rivals)
+        def no_later(key: str) -> bool:  # effopt must get there, and no later than the rival (which may miss)
+            return ours[key] is not None and (theirs[key] is None or ours[key] <= theirs[key])
 
         ok_obj = ours["objective_target"] is None or no_later("steps_to_objective_target")
-        kept = [f["retained_final"] for f in rivals if f["retained_final"] is not None]
-        ok_kept = ours["retained_final"] is None or not kept or ours["retained_final"] >= max(kept) - 0.01
+        ok_kept = (
+            ours["retained_final"] is None
+            or theirs["retained_final"] is None
+            or ours["retained_final"] >= theirs["retained_final"] - 0.01
+        )
         out.append(
             (
                 goal,
                 no_later("steps_to_target") and ok_obj and ok_kept,
-                f"steps {fmt(ours['steps_to_target'], 0)} vs {fmt(rivals[0]['steps_to_target'], 0)} / "
-                f"{fmt(rivals[1]['steps_to_target'], 0)}; objective {fmt(ours['steps_to_objective_target'], 0)} "
-                f"vs {fmt(rivals[0]['steps_to_objective_target'], 0)} / "
-                f"{fmt(rivals[1]['steps_to_objective_target'], 0)}; retained {na(ours['retained_final'], 3)} "
-                f"vs {na(rivals[0]['retained_final'], 3)} / {na(rivals[1]['retained_final'], 3)}",
+                f"steps {fmt(ours['steps_to_target'], 0)} vs {fmt(theirs['steps_to_target'], 0)}; objective "
+                f"{fmt(ours['steps_to_objective_target'], 0)} vs {fmt(theirs['steps_to_objective_target'], 0)}; "
+                f"retained {na(ours['retained_final'], 3)} vs {na(theirs['retained_final'], 3)}",
             )
         )
     for task in RACE_TASKS:

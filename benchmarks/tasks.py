@@ -6,10 +6,11 @@ where the task has them objective and retained), `initial_metric`, `final_metric
 builds it), untimed.
 
 Instances and seeds: an instance is one build of a task's world (OPD: a task seed's teacher and students, shipped in
-reference/shipped/, instance i being the i-th valid task seed (`opd_task_seed`); EchoDistill: the `model_seed`'s clean
-model; classic: the `data_seed`'s random teacher), a seed one run on it (data order and samples). A task runs on
-`cases`, (instance, seed) pairs: opd-near and classic on every instance x every seed, the others on the diagonal (seed i
-on instance i), which costs what three seeds on one instance cost and still says whether a figure holds across builds.
+reference/shipped/, instance i being the i-th valid task seed (benchmarks.loops.opd_task_seed); EchoDistill: the
+`model_seed`'s clean model; classic: the `data_seed`'s random teacher), a seed one run on it (data order and samples).
+A task runs on `cases`, (instance, seed) pairs: opd-near and classic on every instance x every seed, the others on the
+diagonal (seed i on instance i), which costs what three seeds on one instance cost and still says whether a figure
+holds across builds. How each task runs its loop and prepares its world: benchmarks.loops.
 
 The race, per post-training task: the bare optimizer at the task's lr (`adamw`), AdamW over an lr grid on each
 instance's first seed (`adamw-3x`, ... : multiples of the task's lr), `adamw-tuned` (the grid point a user would pick
@@ -35,6 +36,18 @@ import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from benchmarks.loops import (
+    classic_run,
+    echo_run,
+    echo_task,
+    opd_run,
+    opd_task,
+    sft_run,
+    smol_run,
+    smol_task,
+    trl_distill_run,
+)
 
 MODE = os.environ.get("EFFOPT_BENCH_MODE", "quick")
 if MODE not in ("quick", "full", "smoke", "heldout", "real"):
@@ -150,142 +163,6 @@ class Task:
         return [BASELINE, *grid, *rest]
 
 
-CLASSIC_DATA_SEED = 1234  # classic's instance 0 (reference.classic.ClassicConfig.data_seed); instance i adds i
-
-
-def _classic(steps: int):
-    def run(method: str, instance: int, seed: int, lr: float, steps: int = steps) -> dict:
-        from reference.classic import ClassicConfig, train
-
-        return train(
-            ClassicConfig(optimizer=method, steps=steps, seed=seed, lr=lr, data_seed=CLASSIC_DATA_SEED + instance)
-        )
-
-    return run
-
-
-def opd_task_seed(instance: int, size: str) -> int:
-    """The OPD task seed of an instance: the shipped instances' for the quick size (task seeds whose build fell short
-    of the task's definition are skipped, see reference.ship), else the instance itself."""
-    from reference.common import shipped_manifest
-
-    seeds = shipped_manifest().get("opd_task_seeds", []) if size == "quick" else []
-    return seeds[instance] if instance < len(seeds) else instance
-
-
-@functools.cache
-def _opd_task(regime: str, size: str, instance: int):
-    from reference import opd
-
-    return opd.prepare(opd.OPDConfig(size=size, regime=regime, task_seed=opd_task_seed(instance, size)), progress=False)
-
-
-def _opd(regime: str, size: str, steps: int, loss: str, probe: str = "loss"):
-    def run(method: str, instance: int, seed: int, lr: float, steps: int = steps) -> dict:
-        from reference import opd
-
-        cfg = opd.OPDConfig(
-            size=size,
-            regime=regime,
-            optimizer=method,
-            lr=lr,
-            steps=steps,
-            seed=seed,
-            loss=loss,
-            probe=probe,
-            task_seed=opd_task_seed(instance, size),
-        )
-        return opd.train(cfg, task=_opd_task(regime, size, instance), progress=False)
-
-    return run
-
-
-def _trl_distill(size: str, steps: int):
-    """opd-near's task through TRL's DistillationTrainer (examples/trl_distill.py: the same instance, prompts and
-    batch; what still differs is in its docstring)."""
-
-    def run(method: str, instance: int, seed: int, lr: float, steps: int = steps) -> dict:
-        from examples import trl_distill
-        from reference import opd
-
-        cfg = opd.OPDConfig(
-            size=size,
-            regime="near-teacher",
-            optimizer=method,
-            lr=lr,
-            steps=steps,
-            seed=seed,
-            loss="full",
-            task_seed=opd_task_seed(instance, size),
-        )
-        result = trl_distill.train(cfg, task=_opd_task("near-teacher", size, instance), progress=False)
-        result.pop("log_history")  # the Trainer's own log: not part of the loop's result
-        return result
-
-    return run
-
-
-def _sft(size: str, steps: int):
-    def run(method: str, instance: int, seed: int, lr: float, steps: int = steps) -> dict:
-        from reference import sft
-
-        cfg = sft.SFTConfig(
-            size=size, optimizer=method, lr=lr, steps=steps, seed=seed, task_seed=opd_task_seed(instance, size)
-        )
-        return sft.train(cfg, task=_opd_task("near-teacher", size, instance), progress=False)
-
-    return run
-
-
-@functools.cache
-def _echo_task(size: str, instance: int):
-    from reference import echodistill
-
-    return echodistill.prepare(echodistill.EchoConfig(size=size, model_seed=instance))
-
-
-def _echo(size: str, steps: int, eval_every: int):
-    def run(method: str, instance: int, seed: int, lr: float, steps: int = steps) -> dict:
-        from reference import echodistill
-
-        cfg = echodistill.EchoConfig(
-            size=size,
-            optimizer=method,
-            steps=steps,
-            seed=seed,
-            metric="noisy",
-            lr=lr,
-            eval_every=eval_every,
-            final_all_snrs=False,
-            model_seed=instance,
-        )
-        return echodistill.train(cfg, task=_echo_task(size, instance), progress=False)
-
-    return run
-
-
-@functools.cache
-def _smol_task(size: str, instance: int):
-    from reference import smol
-
-    return smol.prepare(size)
-
-
-def _smol(size: str):
-    """OPD on SmolLM2-135M-Instruct (reference/smol.py): one instance, the model as the package ships it."""
-
-    def run(method: str, instance: int, seed: int, lr: float, steps: int | None = None) -> dict:
-        from reference import smol
-
-        return smol.train(
-            smol.SmolConfig(size=size, optimizer=method, lr=lr, seed=seed, steps=steps),
-            task=_smol_task(size, instance),
-            progress=False,
-        )
-
-    return run
-
-
 #: The real model's lr grid: 3x and 10x the task lr (2e-5); 30x (6e-4) is beyond any post-training recipe for a
 #: pretrained LM, and a run of it costs five minutes here
 SMOL_GRID = (3, 10)
@@ -302,8 +179,8 @@ def tasks(mode: str = MODE) -> list[Task]:
             Task(
                 "opd-smol",
                 "post-training, real model",
-                _smol(size),
-                functools.partial(_smol_task, size),
+                smol_run(size),
+                functools.partial(smol_task, size),
                 LR,
                 f"OPD of SmolLM2-135M-Instruct with {spec.pruned} of its 30 decoder layers removed, from the whole "
                 f"model, on its own sampled answers ({spec.prompts_per_step} chat prompts a step, up to "
@@ -321,7 +198,7 @@ def tasks(mode: str = MODE) -> list[Task]:
             Task(
                 "classic",
                 "from scratch",
-                _classic(40),
+                classic_run(40),
                 lambda instance: None,
                 3e-3,
                 "MLP from scratch, 40 steps",
@@ -380,15 +257,15 @@ def tasks(mode: str = MODE) -> list[Task]:
         )
     )
     others_short = PEERS if full else ("effopt-tuned", "effopt-noscale", "effopt-paper")
-    near_task = functools.partial(_opd_task, "near-teacher", size)
-    far_task = functools.partial(_opd_task, "far", size)
+    near_task = functools.partial(opd_task, "near-teacher", size)
+    far_task = functools.partial(opd_task, "far", size)
     # opd-near seen from where its users stand: its lr grid picks their tuned lr (the same world and prompts)
     views = dict(cases=on_every if full else on_diagonal, grid=(), others=(), tuned_from="opd-near")
     listed = [
         Task(
             "opd-near",
             "post-training",
-            _opd("near-teacher", size, steps, "full"),
+            opd_run("near-teacher", size, steps, "full"),
             near_task,
             1e-5,
             f"OPD, {near} 1e-5, full-vocabulary reverse KL, {steps} steps",
@@ -399,7 +276,7 @@ def tasks(mode: str = MODE) -> list[Task]:
         Task(
             "sft",
             "post-training",
-            _sft(size, steps),
+            sft_run(size, steps),
             near_task,
             3e-6,
             f"supervised fine-tuning of the OPD task's {near} 3e-6, {steps} steps",
@@ -410,8 +287,8 @@ def tasks(mode: str = MODE) -> list[Task]:
         Task(
             "echodistill",
             "post-training",
-            _echo(size, 200 if full else 150, 15),
-            functools.partial(_echo_task, size),
+            echo_run(size, 200 if full else 150, 15),
+            functools.partial(echo_task, size),
             1e-3,
             "EchoDistill (full method) of the clean-trained audio LM on noisy audio; metric: Noisy (agreement "
             "of the noisy prediction with the clean teacher's answer) at -10 dB; retained: accuracy on clean audio",
@@ -425,7 +302,7 @@ def tasks(mode: str = MODE) -> list[Task]:
         Task(
             "opd-near-costly-probe",
             "post-training",
-            _opd("near-teacher", size, steps, "full", probe="rollout"),
+            opd_run("near-teacher", size, steps, "full", probe="rollout"),
             near_task,
             1e-5,
             f"opd-near, effopt's probe the reverse KL on its own samples, 4 of each of 128 fixed "
@@ -438,7 +315,7 @@ def tasks(mode: str = MODE) -> list[Task]:
         Task(
             "trl-distill",
             "post-training",
-            _trl_distill(size, steps),
+            trl_distill_run(size, steps),
             near_task,
             1e-5,
             f"opd-near through TRL's DistillationTrainer: OPD, {near} 1e-5, full-vocabulary reverse KL, {steps} steps",
@@ -452,7 +329,7 @@ def tasks(mode: str = MODE) -> list[Task]:
         Task(
             "opd-grpo",
             "RL (post-training)",
-            _opd("near-teacher", size, steps, "grpo"),
+            opd_run("near-teacher", size, steps, "grpo"),
             near_task,
             1e-5,
             f"RL on the OPD task's {near} 1e-5: exact-match reward, GRPO advantages over 8 samples, {steps} steps",
@@ -463,7 +340,7 @@ def tasks(mode: str = MODE) -> list[Task]:
         Task(
             "opd-far",
             "far from the teacher, tuned lr",
-            _opd("far", size, steps, "full"),
+            opd_run("far", size, steps, "full"),
             far_task,
             5e-4,
             f"OPD, barely trained student (about 5%), AdamW's best lr 5e-4, full-vocabulary reverse KL, {steps} steps",
@@ -474,7 +351,7 @@ def tasks(mode: str = MODE) -> list[Task]:
         Task(
             "classic",
             "from scratch",
-            _classic(1500 if full else 600),
+            classic_run(1500 if full else 600),
             lambda instance: None,
             3e-3,
             "MLP on a random teacher's labels, from scratch, AdamW lr 3e-3 (tuned)",
@@ -495,7 +372,7 @@ def tasks(mode: str = MODE) -> list[Task]:
                 Task(
                     f"opd-near-lr{lr:g}",
                     "post-training",
-                    _opd("near-teacher", size, steps, "full"),
+                    opd_run("near-teacher", size, steps, "full"),
                     near_task,
                     lr,
                     f"OPD, {near} {lr:g}, full-vocabulary reverse KL",
@@ -508,7 +385,7 @@ def tasks(mode: str = MODE) -> list[Task]:
                 Task(
                     f"opd-far-lr{lr:g}",
                     "far from the teacher",
-                    _opd("far", size, steps, "full"),
+                    opd_run("far", size, steps, "full"),
                     far_task,
                     lr,
                     f"OPD, barely trained student, lr {lr:g}",
@@ -520,7 +397,7 @@ def tasks(mode: str = MODE) -> list[Task]:
             Task(
                 "opd-near-sampled",
                 "post-training",
-                _opd("near-teacher", size, steps, "sampled"),
+                opd_run("near-teacher", size, steps, "sampled"),
                 near_task,
                 1e-5,
                 f"OPD, {near} 1e-5, sampled-token reverse KL (EffOPD's form)",

@@ -24,7 +24,7 @@ import pytest
 import torch
 
 from benchmarks import pins, yardstick
-from benchmarks.report import lr_text
+from benchmarks.tables import lr_text
 from benchmarks.tasks import BASELINE, MODE, THREADS, TUNED, grid_name, optimizer_of, tasks
 from benchmarks.yardstick import tuned_multiple
 from reference.optimizers import LR_FREE

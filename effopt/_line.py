@@ -12,7 +12,7 @@ import dataclasses
 import math
 import numbers
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import torch
 import torch.distributed as dist
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     from ._events import Event
-    from .guard import Guard
 
     Tensors: TypeAlias = list[torch.Tensor] | tuple[torch.Tensor, ...]  # what the foreach kernels take
 
@@ -89,6 +88,15 @@ def _real(value: Any, name: str) -> float:
     return float(value)
 
 
+class GuardLike(Protocol):
+    """What a line reads of a guard (an :class:`effopt.Guard`, which imports this module): its probe, and its
+    values as scores."""
+
+    probe: Callable[[], float]
+
+    def score(self, value: float) -> float: ...
+
+
 @dataclasses.dataclass(frozen=True)
 class LineSettings:
     """What a line needs from its optimizer, and nothing more.
@@ -102,7 +110,7 @@ class LineSettings:
     """
 
     probe: Callable[[], float] | None
-    guard: Guard | None
+    guard: GuardLike | None
     model: Sequence[torch.nn.Module] | None
     mode: str
     tolerance: float
@@ -168,7 +176,7 @@ class _Line:
     def guard(self, m: float) -> float:
         """Move the weights to ``theta(m)`` and return the guard's score there (lower is better)."""
         self._reach(float(m))
-        return cast("Guard", self.settings.guard).score(self.guard_value())  # called only with a guard
+        return cast(GuardLike, self.settings.guard).score(self.guard_value())  # called only with a guard
 
     def _reach(self, m: float) -> None:
         """Move the weights to ``theta(m)``; non-finite weights there (on any rank) end the event."""
@@ -180,7 +188,7 @@ class _Line:
 
     def guard_value(self) -> float:
         """The guard probe's value where the weights are now, in its own units."""
-        value = self._call(cast("Guard", self.settings.guard).probe, "guard probe")  # called only with a guard
+        value = self._call(cast(GuardLike, self.settings.guard).probe, "guard probe")  # called only with a guard
         self.record["guard"].append([self.m, value])
         if not math.isfinite(value):
             raise _Abort(f"non-finite guard value {value} at multiplier {self.m}")

@@ -21,7 +21,7 @@ per prompt, advantages standardised within each group, the same number of rollou
 
 The world (sizes, tokenizer, data, models, generation, exact match, the supervised recipe) is reference/addition.py;
 this module builds a task instance from it (`prepare`) and runs the loop, with the losses, measures and probes of
-reference/opd_measures.py.
+reference/opd_measures.py (which also holds the instance's type, `Task`).
 The quick size's instances (task seeds 0-2: the teacher and the students' starts) are shipped in reference/shipped/
 (reference.common.load_shipped), the same bits on every machine; anything else is built locally and cached on disk
 under $EFFOPT_CACHE (reference.common.cache_dir): the data (a `datasets.DatasetDict`, by a hash of its config and
@@ -76,7 +76,16 @@ from reference.common import (
     sync,
     write_json,
 )
-from reference.opd_measures import PROBES, ROLLOUT_SAMPLES, grpo_loss, make_probes, measures, opd_loss, retention  # noqa: F401
+from reference.opd_measures import (  # noqa: F401 (re-exported: opd.measures, opd.make_probes, ...)
+    PROBES,
+    ROLLOUT_SAMPLES,
+    Task,
+    grpo_loss,
+    make_probes,
+    measures,
+    opd_loss,
+    retention,
+)
 from reference.optimizers import OPTIMIZERS, build_optimizer
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -151,26 +160,6 @@ class OPDConfig:
 
 # ----------------------------------------------------------------------------------------------------------------------
 # prepare(): data, teacher, the student's start, probe sets
-
-
-@dataclass
-class Task:
-    """What `prepare` builds: shared by every run of one (size, regime, task_seed, device); never modified by a run."""
-
-    size: str
-    regime: str
-    task_seed: int
-    device: str
-    tokenizer: object
-    data: dict[str, Split]  # the addition splits and the retained skill's (skill_*)
-    teacher: torch.nn.Module  # frozen, eval mode
-    student_spec: dict
-    student_state: dict  # the student's start (CPU tensors)
-    teacher_metric: float  # the teacher's greedy exact match on the eval split
-    probe_targets: TeacherTargets  # the loss probe's fixed sequences (probe_loss prompts)
-    eval_targets: TeacherTargets  # the objective's (eval prompts: held out from every probe)
-    skill_start_logp: torch.Tensor  # the student's start's log-probs on the skill_eval answers, (N, T, V)
-    skill_targets: TeacherTargets  # the student's start's own greedy answers on skill_dev: what the guard's drift reads
 
 
 def prepare(cfg: OPDConfig, progress: bool = True) -> Task:

@@ -1,21 +1,48 @@
 """What reference/opd.py's loop minimises and measures: on-policy distillation's loss (`opd_loss`) and its RL
 counterpart's (`grpo_loss`), a curve point's measures (`measures`, `retention`) and the probes it offers effopt
-(`make_probes`). The losses take the student's own sampled completions and return (loss to minimise, a float for the
-log). reference.opd re-exports every name.
+(`make_probes`), and the task instance they read (`Task`, which reference.opd.prepare builds). The losses take the
+student's own sampled completions and return (loss to minimise, a float for the log). reference.opd re-exports every
+name.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import torch
 
-from reference.addition import completion_mask, decode, exact_match, generate, log_probs, reverse_kl
+from reference.addition import (
+    Split,
+    TeacherTargets,
+    completion_mask,
+    decode,
+    exact_match,
+    generate,
+    log_probs,
+    reverse_kl,
+)
 from reference.common import evaluating, group_advantages
 from reference.optimizers import Probes
 
-if TYPE_CHECKING:
-    from reference.opd import Task
+
+@dataclass
+class Task:
+    """What reference.opd.prepare builds: shared by every run of one (size, regime, task_seed, device); never modified by a run."""
+
+    size: str
+    regime: str
+    task_seed: int
+    device: str
+    tokenizer: object
+    data: dict[str, Split]  # the addition splits and the retained skill's (skill_*)
+    teacher: torch.nn.Module  # frozen, eval mode
+    student_spec: dict
+    student_state: dict  # the student's start (CPU tensors)
+    teacher_metric: float  # the teacher's greedy exact match on the eval split
+    probe_targets: TeacherTargets  # the loss probe's fixed sequences (probe_loss prompts)
+    eval_targets: TeacherTargets  # the objective's (eval prompts: held out from every probe)
+    skill_start_logp: torch.Tensor  # the student's start's log-probs on the skill_eval answers, (N, T, V)
+    skill_targets: TeacherTargets  # the student's start's own greedy answers on skill_dev: what the guard's drift reads
 
 
 def opd_loss(student, teacher, prompt_ids: torch.Tensor, completion: torch.Tensor, form: str):

@@ -92,7 +92,7 @@ def test_the_quick_opd_worlds_load_shipped_meet_the_tasks_definition_and_their_d
 ):
     import datasets
 
-    from benchmarks.tasks import opd_task_seed
+    from benchmarks.loops import opd_task_seed
     from reference import opd
     from reference.ship import opd_shortfalls
 
