@@ -16,3 +16,17 @@ class Event(TypedDict):
     seconds: float  # the event's wall time
     reason: str  # empty, or why the event ended at m = 1
     stability: float | None  # cosine of this event's accumulated update with the previous event's (None: unknown)
+
+
+def new_event(step: int) -> Event:
+    """The record of an event after base step ``step``, before it runs: no point probed yet, ``m = 1`` accepted."""
+    return {
+        "step": step,
+        "multipliers": [],
+        "values": [],
+        "guard": [],
+        "accepted": 1.0,
+        "seconds": 0.0,
+        "reason": "",
+        "stability": None,
+    }

@@ -97,6 +97,18 @@ class GuardLike(Protocol):
     def score(self, value: float) -> float: ...
 
 
+def _positions(state: dict[str, Any], param: torch.Tensor, keys: Sequence[str]) -> list[torch.Tensor]:
+    """The entries of ``param``'s optimizer ``state`` named in ``keys`` that are points in weight space: tensors of
+    ``param``'s size and dtype, which an accepted move shifts with ``param``."""
+    return [
+        state[key]
+        for key in keys
+        if isinstance(state.get(key), torch.Tensor)
+        and state[key].numel() == param.numel()
+        and state[key].dtype == param.dtype
+    ]
+
+
 @dataclasses.dataclass(frozen=True)
 class LineSettings:
     """What a line needs from its optimizer, and nothing more.

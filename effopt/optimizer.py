@@ -32,8 +32,8 @@ from typing import Any, cast, overload
 import torch
 
 from ._checks import _describe, _is_zero, _shown, _through_base
-from ._events import Event
-from ._line import LineSettings, _Abort, _Line, _roots
+from ._events import Event, new_event
+from ._line import LineSettings, _Abort, _Line, _positions, _roots
 from ._stability import SKETCH_NUMEL, _cosine, _sketch  # noqa: F401 (SKETCH_NUMEL: re-exported, as before)
 from .errors import ExtrapolationWarning, ProbeError
 from .policies import Accumulated, Backoff, Greedy, Guard, PowersOfTwo, ProbeBudget, Quadratic, StepScale
@@ -44,9 +44,7 @@ SCHEDULE = "effopt_schedule"  #: key of a stateful schedule's state_dict(), in e
 STEP_SCALE = "effopt_step_scale"  #: key of the step scale's state_dict(), in every param group
 GUARD = "effopt_guard"  #: key of the guard's state_dict() (its reference), in every param group
 BUDGET = "effopt_budget"  #: key of the probe budget's state_dict() (its counts), in every param group
-#: Base-optimizer state entries that are points in weight space, moved with the weights by every accepted move:
-#: Prodigy's ``p0`` (the start its step-size estimate measures distances from) and schedule-free AdamW's ``z``
-POSITIONS = ("p0", "z")
+POSITIONS = ("p0", "z")  #: state entries moved with the weights: Prodigy's start, schedule-free AdamW's z sequence
 COUNTS = "effopt_counts"  #: key of the running counts {"events": run, "moves": accepted m != 1}, in every param group
 
 #: Named sets of pieces. "effopd" is the published rule; "default" is effopt's own choice for a smooth loss probe.
@@ -97,11 +95,10 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
             units (default 0: strict improvement, as published). Guards against accepting noise.
         anchor_device: keep anchors on this device (e.g. ``"cpu"`` for large models); default: the parameter's.
         foreach: use the grouped ``torch._foreach_*`` kernels (default) or a plain per-tensor loop (``False``).
-        positions: the base optimizer's per-parameter state entries that are points in weight space (default
-            :data:`POSITIONS`: Prodigy's ``p0``, schedule-free AdamW's ``z``). Every accepted move shifts them by the
-            same displacement as the weights, so the distances the base optimizer measures from them, Prodigy's
-            estimate of its step size, are the ones it would have seen without the move. Entries of another size or
-            dtype than their parameter (Prodigy's ``p0`` with ``slice_p > 1``) are left alone; ``()`` shifts nothing.
+        positions: names of the base's per-parameter state entries that are points in weight space (default
+            :data:`POSITIONS`). An accepted move shifts them with the weights, so the distances the base measures
+            from them (Prodigy's step-size estimate) are those it would have seen without the move. Entries of
+            another size or dtype (Prodigy's ``p0`` under ``slice_p > 1``) are left alone; ``()`` shifts nothing.
         history: how many of the latest events :attr:`events` keeps (default 1000; ``None``: all, which grows
             without bound over a long run). :attr:`events_run` and :attr:`moves_accepted` count every event, and
             are part of the checkpoint; the events themselves are not.
@@ -390,29 +387,9 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
             return param.detach().clone()
         return param.detach().to(self.anchor_device, copy=True)
 
-    def _positions(self, param: torch.Tensor) -> list[torch.Tensor]:
-        """The base optimizer's state entries of ``param`` that are points in weight space (``positions``)."""
-        state = self.state.get(param, {})
-        return [
-            state[key]
-            for key in self.positions
-            if isinstance(state.get(key), torch.Tensor)
-            and state[key].numel() == param.numel()
-            and state[key].dtype == param.dtype
-        ]
-
     def _record(self, step: int) -> Event:
         """A new event's record, appended to :attr:`events` (filled in as the event runs)."""
-        record: Event = {
-            "step": step,
-            "multipliers": [],
-            "values": [],
-            "guard": [],
-            "accepted": 1.0,
-            "seconds": 0.0,
-            "reason": "",
-            "stability": None,
-        }
+        record = new_event(step)
         self.events.append(record)
         if self.history is not None and len(self.events) > self.history:
             del self.events[: len(self.events) - self.history]
@@ -435,7 +412,7 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         sketch = _sketch(params, anchors)  # the update on sampled coordinates, against the previous event's
         previous, self._sketch = self._sketch, sketch
         record["stability"] = _cosine(sketch, previous)
-        positions = [self._positions(param) for param in params]
+        positions = [_positions(self.state.get(param, {}), param, self.positions) for param in params]
         line = _Line(LineSettings.of(self), params, anchors, step, record, positions)
         try:
             if self.guard is not None and self.guard.reference is None:

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from effopt import ExtrapolatingOptimizer, Fixed, Greedy
+from effopt._line import _positions
 
 
 def _model(seed=0):
@@ -100,6 +101,7 @@ def test_positions_of_another_size_are_left_alone_and_bad_positions_are_named():
     _step(opt, model)
     for p in model.parameters():
         opt.state[p]["p0"] = torch.zeros(2)  # a strided sample (Prodigy's slice_p > 1): not a point of p's shape
-    assert opt._positions(next(model.parameters())) == []
+    p = next(model.parameters())
+    assert _positions(opt.state[p], p, opt.positions) == []
     with pytest.raises(TypeError, match="positions"):
         ExtrapolatingOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), probe=lambda: 0.0, positions="p0")
