@@ -56,6 +56,13 @@ def _prodigy(model, lr, probes):
     return Prodigy(model.parameters(), lr=1.0, weight_decay=0.0, d_coef=1.0)
 
 
+def _effopt_prodigy(model, lr, probes):
+    """effopt around untuned Prodigy: Prodigy sets the step size (no step scale), effopt's events move along its
+    update, and each accepted move shifts Prodigy's p0 with the weights (effopt's default ``positions``)."""
+    probe, mode = probes["loss"]
+    return ExtrapolatingOptimizer(_prodigy(model, lr, probes), probe=probe, mode=mode, step_scale=StepScale(high=1.0))
+
+
 def _expo(model, lr, probes):
     return ExtrapolatingOptimizer(_adamw(model, lr), search=Fixed(2.0), preset="effopd")
 
@@ -83,13 +90,14 @@ BUILDERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     # The default with the update denoised: each matrix's update projected on its top singular direction.
     "effopt-lowrank": lambda model, lr, probes: _effopt(model, lr, probes, direction=LowRank(1)),
     # A probe-free peer: ExPO's fixed extrapolation (theta + alpha (theta - anchor), alpha = 1) at the same events.
+    "effopt-prodigy": _effopt_prodigy,
     "expo": _expo,
     "prodigy": _prodigy,
     "lookahead": _lookahead,
     "schedulefree": _schedulefree,
 }
 OPTIMIZERS = tuple(BUILDERS)
-LR_FREE = ("prodigy",)  #: optimizers that set their own step size and ignore `lr`
+LR_FREE = ("prodigy", "effopt-prodigy")  #: optimizers that set their own step size and ignore `lr`
 
 
 def build_optimizer(name: str, model: torch.nn.Module, lr: float, probes: Probes) -> torch.optim.Optimizer:
