@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from benchmarks.loops import (
     classic_run,
@@ -47,6 +45,16 @@ from benchmarks.loops import (
     smol_run,
     smol_task,
     trl_distill_run,
+)
+from benchmarks.race import (  # noqa: F401 (BASELINE, grid_name, optimizer_of, Task: importable from here as before)
+    BASELINE,
+    PEERS,
+    TUNED,
+    Task,
+    diagonal,
+    every,
+    grid_name,
+    optimizer_of,
 )
 
 MODE = os.environ.get("EFFOPT_BENCH_MODE", "quick")
@@ -69,13 +77,10 @@ if not _THREADS.isdigit() or int(_THREADS) < 1:
 #: another number of threads adds in another order, so the thread count is part of what makes two machines agree
 THREADS = int(_THREADS)
 
-BASELINE, TUNED = "adamw", "adamw-tuned"
 #: What a user would pick instead of the baseline (the race's headline, on every seed), and effopt's rows: the default
 #: at the task's lr and at the tuned lr, the default without its persistent step size (effopt.StepScale), and the
 #: default with a guard on the retained skill (effopt.Guard).
 HEADLINE = (BASELINE, TUNED, "prodigy", "effopt", "effopt-tuned", "effopt-noscale", "effopt-guard", "effopt-budget")
-#: Other peers: the published rule, Lookahead, schedule-free AdamW, ExPO-style fixed extrapolation.
-PEERS = ("effopt-paper", "lookahead", "schedulefree", "expo")
 # Rows that say which change bought what: the published rule, then its probe swapped for the smooth loss, then the
 # search swapped for the quadratic line search, then the schedule swapped for Backoff (effopt-noscale), then effopt
 # adds the step scale; and a denoised direction.
@@ -94,73 +99,6 @@ PROBE_COSTS = {
     "opd-far": 0.23,
     "classic": 0.61,
 }
-
-
-def grid_name(multiple: float) -> str:
-    return f"{BASELINE}-{multiple:g}x"
-
-
-def optimizer_of(method: str, task: Task | None = None) -> str:
-    """The optimizer a method runs (reference.optimizers): the grid and tuned rows run AdamW or effopt at another lr;
-    effopt-budget runs with the task's declared probe cost where it has one."""
-    if method == TUNED or method.startswith(f"{BASELINE}-") and method.endswith("x"):
-        return BASELINE
-    if method == "effopt-budget" and task is not None and task.probe_cost is not None:
-        return f"effopt-budget@{task.probe_cost:g}"
-    return method.removesuffix("-tuned")
-
-
-def every(instances: tuple[int, ...], seeds: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
-    """Every seed on every instance."""
-    return tuple((i, s) for i in instances for s in seeds)
-
-
-def diagonal(instances: tuple[int, ...], seeds: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
-    """Seed i on instance i (instances beyond the seeds' count, or seeds beyond the instances', on the last one)."""
-    return tuple(
-        (min(k, len(instances) - 1), seeds[min(k, len(seeds) - 1)]) for k in range(max(len(instances), len(seeds)))
-    )
-
-
-@dataclass
-class Task:
-    name: str
-    regime: str  # "post-training" (a capable model, a small lr) or "from scratch" (a tuned lr)
-    #: (method's optimizer, instance, seed, lr) -> the loop's result; `steps=` shortens the run (benchmarks.kernels)
-    run: Callable[..., dict]
-    prepare: Callable[[int], object]  # (instance) -> its world, loaded or built before any clock starts
-    lr: float  # the task's learning rate: what the loop's users run
-    notes: str
-    cases: tuple[tuple[int, int], ...] = ((0, 0),)  # (instance, seed) pairs, in the order they run
-    headline: tuple[str, ...] = (BASELINE, "effopt")  # run on every case
-    sparse: tuple[str, ...] = ()  # run on the diagonal of the cases only (seed k on instance k): one seed an instance
-    others: tuple[str, ...] = PEERS  # run on the first case only
-    grid: tuple[float, ...] = ()  # AdamW's lr grid on each instance's first seed; with it, the tuned rows
-    metric_examples: int | None = None  # the eval set's size: how noisy the metric is (yardstick.conditioned)
-    tuned_from: str | None = None  # the task whose lr grid picks the tuned rows' lr (the same world), else its own
-    same_runs_as: str | None = None  # the task whose runs of the probe-free methods are this task's, bit for bit
-    #: effopt-budget's declared cost of one probe call, in base steps (PROBE_COSTS); None: measured (follows the clock)
-    probe_cost: float | None = None
-
-    @property
-    def seeds(self) -> tuple[int, ...]:
-        return tuple(sorted({s for _, s in self.cases}))
-
-    @property
-    def instances(self) -> tuple[int, ...]:
-        return tuple(sorted({i for i, _ in self.cases}))
-
-    def first_seed(self, instance: int) -> int:
-        return next(s for i, s in self.cases if i == instance)
-
-    def methods(self, instance: int, seed: int) -> list[str]:
-        """The runs of one case, in the order they run: the baseline first, the grid on the instance's first seed (the
-        tuned lr is chosen from it before any tuned row runs), then the rest."""
-        grid = [grid_name(m) for m in self.grid] if seed == self.first_seed(instance) else []
-        rest = [m for m in self.headline if m != BASELINE]
-        rest += list(self.sparse) if (instance, seed) in diagonal(self.instances, self.seeds) else []
-        rest += list(self.others) if (instance, seed) == self.cases[0] else []
-        return [BASELINE, *grid, *rest]
 
 
 #: The real model's lr grid: 3x and 10x the task lr (2e-5); 30x (6e-4) is beyond any post-training recipe for a

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import pins, yardstick
+from benchmarks import pins, race, yardstick
 from benchmarks.tables import lr_text
 from benchmarks.tasks import BASELINE, MODE, THREADS, TUNED, grid_name, optimizer_of, tasks
 from benchmarks.yardstick import tuned_multiple
@@ -32,14 +32,7 @@ from reference.optimizers import LR_FREE
 torch.set_num_threads(THREADS)
 KERNELS = pins.pin()  # the kernels every run computes with (recorded in each run's extra_info)
 TASKS = {task.name: task for task in tasks()}
-CASES = [
-    (task.name, method, instance, seed)
-    for seed in sorted({s for t in TASKS.values() for s in t.seeds})
-    for task in TASKS.values()
-    for instance, s in task.cases
-    if s == seed
-    for method in task.methods(instance, seed)
-]
+CASES = race.order(list(TASKS.values()))
 RUNS: dict[tuple[str, str, int, int], dict] = {}  # (task, method, instance, seed) -> extra_info of the runs so far
 STARTED = time.perf_counter()
 
@@ -63,11 +56,11 @@ SOURCE = _source()
 
 
 def _multiple(task, method: str, instance: int, seed: int) -> tuple[float, tuple | None]:
-    """The run's lr as a multiple of the task's lr, and the run it reuses, as a RUNS key: adamw-tuned on the instance's
-    first seed is its grid run; a task with `same_runs_as` reuses that task's runs of the probe-free methods."""
-    multiple = 1.0
+    """The run's lr as a multiple of the task's lr, and the run it reuses, as a RUNS key (benchmarks.race.reused):
+    adamw-tuned on the instance's first seed is its grid run; a task with `same_runs_as` reuses that task's runs of the
+    probe-free methods. The tuned rows' lr is picked from the grid's runs (yardstick.tuned_multiple)."""
+    source, tuned = race.tuned_source(task, TASKS), 1.0
     if method in (TUNED, "effopt-tuned"):
-        source = TASKS.get(task.tuned_from, task) if task.tuned_from else task
         first_seed = source.first_seed(instance)
         first = {
             m: RUNS.get((source.name, m, instance, first_seed))
@@ -75,21 +68,10 @@ def _multiple(task, method: str, instance: int, seed: int) -> tuple[float, tuple
         }
         if any(r is None for r in first.values()):
             pytest.skip(f"{method} needs the lr grid of {source.name}'s instance {instance}: run the whole suite")
-        multiple = tuned_multiple(first)
-    for g in task.grid:
-        if method == grid_name(g):
-            multiple = g
-    if task.same_runs_as and optimizer_of(method) in PROBE_FREE and (task.same_runs_as, method, instance, seed) in RUNS:
-        return multiple, (task.same_runs_as, method, instance, seed)
-    if method == TUNED and seed == task.first_seed(instance) and not task.tuned_from:  # the grid run at that lr
-        return multiple, (task.name, BASELINE if multiple == 1 else grid_name(multiple), instance, seed)
-    if method == "effopt-tuned" and multiple == 1 and (task.name, "effopt", instance, seed) in RUNS:
-        return multiple, (task.name, "effopt", instance, seed)
-    return multiple, None
-
-
-#: Methods whose optimizer reads no probe: their runs do not depend on which probe a task hands effopt
-PROBE_FREE = (BASELINE, "prodigy", "lookahead", "schedulefree")
+        tuned = tuned_multiple(first)
+    multiple = race.multiple_of(task, method, tuned, source)
+    lr = None if optimizer_of(method) in LR_FREE else task.lr * multiple
+    return multiple, race.reused(task, method, instance, seed, multiple, lr, RUNS)
 
 
 def _expected_lengths() -> dict:
@@ -106,12 +88,12 @@ def _expected_lengths() -> dict:
 
 
 EXPECTED = _expected_lengths()
+PLANNED = dict(race.plan(list(TASKS.values())))  #: each run's planned reuse (benchmarks.race.plan), for the time left
 
 
 def _expected(key: tuple) -> float:
     """A run's expected length: the committed run's, 0 where it will be reused, else its task's median there."""
-    task, method = TASKS[key[0]], key[1]
-    if task.same_runs_as and optimizer_of(method) in PROBE_FREE:
+    if PLANNED.get(key) is not None:
         return 0.0
     if key in EXPECTED:
         return EXPECTED[key]
