@@ -61,8 +61,8 @@ class Task:
     grid: tuple[float, ...] = ()  # AdamW's lr grid on each instance's first seed; with it, the tuned rows
     metric_examples: int | None = None  # the eval set's size: how noisy the metric is (yardstick.conditioned)
     tuned_from: str | None = None  # the task whose lr grid picks the tuned rows' lr (the same world), else its own
-    #: the task (the same world and loop) whose runs this task reuses where they are the same run: a probe-free
-    #: method's of the same name, or the same probe-free optimizer at the same lr under another name (see `reused`)
+    #: the task (the same world and loop) whose runs this task reuses where they are the same run: the same
+    #: probe-free optimizer at the same lr on the same case (`reused`)
     same_runs_as: str | None = None
     #: effopt-budget's declared cost of one probe call, in base steps (PROBE_COSTS); None: measured (follows the clock)
     probe_cost: float | None = None
@@ -121,25 +121,25 @@ def reused(task: Task, method: str, instance: int, seed: int, multiple: float, l
     """The run that `task`'s `method` on (instance, seed) at `lr` (None: lr-free) would make again, as a key of `made`
     ({Key: a run's record with its "lr", None for an lr-free one}, the runs made so far), or None: it is made.
 
-    - A task with `same_runs_as` (the same world and loop) takes that task's run of a probe-free method of the same
-      name, or else its run of the same probe-free optimizer at the same lr on the case (opd-smol-lr1e-06's adamw on
-      the first seed is opd-smol's grid run at 1e-6).
+    - A task with `same_runs_as` (the same world and loop) takes that task's run of the same probe-free optimizer at
+      the same lr (or both lr-free) on the case, the one of the same name first (opd-near-costly-probe's adamw is
+      opd-near's adamw; opd-smol-lr1e-06's adamw on the first seed is opd-smol's grid run at 1e-6, and its prodigy
+      opd-smol's prodigy).
     - adamw-tuned on an instance's first seed is the grid run at the lr it picked (its own grid's), adamw's where 1x.
     - effopt-tuned at 1x is effopt.
     """
     if task.same_runs_as and optimizer_of(method) in PROBE_FREE:
-        same = (task.same_runs_as, method, instance, seed)
-        if same in made:
-            return same
-        for key, record in made.items():
-            if (
-                lr is not None
-                and record["lr"] is not None
-                and (key[0], key[2], key[3]) == (task.same_runs_as, instance, seed)
-                and optimizer_of(key[1]) == optimizer_of(method)
-                and math.isclose(record["lr"], lr)
-            ):
-                return key
+        same = [
+            key
+            for key, record in made.items()
+            if (key[0], key[2], key[3]) == (task.same_runs_as, instance, seed)
+            and optimizer_of(key[1]) == optimizer_of(method)
+            and (
+                lr is None and record["lr"] is None or None not in (lr, record["lr"]) and math.isclose(record["lr"], lr)
+            )
+        ]
+        if same:  # the same name first
+            return next((key for key in same if key[1] == method), same[0])
     if method == TUNED and seed == task.first_seed(instance) and not task.tuned_from:  # the grid run at that lr
         return (task.name, BASELINE if multiple == 1 else grid_name(multiple), instance, seed)
     if method == "effopt-tuned" and multiple == 1 and (task.name, "effopt", instance, seed) in made:

@@ -25,8 +25,9 @@ Modes: "quick" (the default; every task, small sizes, opd-near on 3 instances x 
 sized to about 30 minutes on two cores),
 "full" (the whole grid and every row on three seeds, larger budgets; sized for a GPU, and with the held-out tasks),
 "heldout" (only the held-out tasks, at the quick sizes: other learning rates and another loss than the benchmark's,
-which no default was chosen on), "real" (`opd-smol`: OPD on a real pretrained LM, SmolLM2-135M-Instruct, pruned and
-recovered, reference/smol.py; `make real`; EFFOPT_SMOL_SIZE=gpu for the GPU size) and "smoke" (the harness itself, in
+which no default was chosen on), "real" (`opd-smol` and `opd-smol-lr1e-06`: OPD on a real pretrained LM,
+SmolLM2-135M-Instruct, pruned and recovered, reference/smol.py, from two users' default lrs; `make real`;
+benchmarks/real.py says what it runs; EFFOPT_SMOL_SIZE=gpu for the GPU size) and "smoke" (the harness itself, in
 seconds).
 """
 
@@ -42,8 +43,6 @@ from benchmarks.loops import (
     opd_run,
     opd_task,
     sft_run,
-    smol_run,
-    smol_task,
     trl_distill_run,
 )
 from benchmarks.race import (  # noqa: F401 (BASELINE, grid_name, optimizer_of, Task: importable from here as before)
@@ -56,6 +55,7 @@ from benchmarks.race import (  # noqa: F401 (BASELINE, grid_name, optimizer_of, 
     grid_name,
     optimizer_of,
 )
+from benchmarks.real import real_tasks
 
 MODE = os.environ.get("EFFOPT_BENCH_MODE", "quick")
 if MODE not in ("quick", "full", "smoke", "heldout", "real"):
@@ -101,36 +101,9 @@ PROBE_COSTS = {
 }
 
 
-#: The real model's lr grid: 3x and 10x the task lr (2e-5); 30x (6e-4) is beyond any post-training recipe for a
-#: pretrained LM, and a run of it costs five minutes here
-SMOL_GRID = (3, 10)
-
-
 def tasks(mode: str = MODE) -> list[Task]:
-    if mode == "real":
-        from reference.smol import LR
-        from reference.smol import SIZES as SMOL_SIZES
-
-        size = os.environ.get("EFFOPT_SMOL_SIZE", "cpu")
-        spec = SMOL_SIZES[size]
-        return [
-            Task(
-                "opd-smol",
-                "post-training, real model",
-                smol_run(size),
-                functools.partial(smol_task, size),
-                LR,
-                f"OPD of SmolLM2-135M-Instruct with {spec.pruned} of its 30 decoder layers removed, from the whole "
-                f"model, on its own sampled answers ({spec.prompts_per_step} chat prompts a step, up to "
-                f"{spec.new_tokens} tokens), full-vocabulary reverse KL, lr {LR:g} (TRL GKDConfig's default), "
-                f"{spec.steps} steps; metric: top-1 agreement with the teacher's greedy answers; retained: "
-                f"next-token accuracy on plain prose",
-                cases=every((0,), SEEDS),
-                headline=(BASELINE, TUNED, "prodigy", "effopt", "effopt-noscale"),
-                others=(),
-                grid=SMOL_GRID,
-            )
-        ]
+    if mode == "real":  # the real model's race, from both users' defaults: benchmarks/real.py
+        return real_tasks(SEEDS)
     if mode == "smoke":  # two seeds on instance 0 and one on instance 1, whose first seed runs its own grid
         return [
             Task(

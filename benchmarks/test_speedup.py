@@ -75,9 +75,11 @@ def _multiple(task, method: str, instance: int, seed: int) -> tuple[float, tuple
 
 
 def _expected_lengths() -> dict:
-    """Each run's length in the committed results (results/benchmark.json; 0 for a reused run), by RUNS key."""
+    """Each run's length in the committed results of this mode (results/benchmark.json, the real model's
+    results/real/benchmark.json; 0 for a reused run), by RUNS key."""
+    results = Path(__file__).parent / "results" / ("real" if MODE == "real" else "")
     try:
-        data = json.loads((Path(__file__).parent / "results" / "benchmark.json").read_text())
+        data = json.loads((results / "benchmark.json").read_text())
     except (OSError, ValueError):
         return {}
     runs = [b["extra_info"] for b in data["benchmarks"] if b["extra_info"].get("kind") == "speedup"]
