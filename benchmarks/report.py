@@ -29,6 +29,7 @@ from benchmarks.readme import (  # noqa: F401 (MARKERS, refresh_readme: importab
     _update_readme,
     refresh_readme,
 )
+from benchmarks.real import REAL_TASKS
 from benchmarks.scoreboard import board, table, tally
 from benchmarks.sections import (
     clock_agreement,
@@ -125,6 +126,14 @@ def goals_text(summary: dict, checks: list[tuple[str, bool | None, str]]) -> lis
     """REPORT.md's goals (benchmarks.scoreboard: the shipped default's, per family of tasks), then every check they
     gather and the variants' same checks, row by row."""
     goals, full = board(summary)
+    real = set(summary) <= set(REAL_TASKS)
+    variants = "benchmarks/real.py's VARIANTS" if real else "effopt-noscale, effopt-guard, effopt-budget"
+    runs_it = "`make real` runs" if real else "the full mode runs"
+    lacking = (
+        "Goals `make real` checks, whose rows this run lacks:"
+        if real
+        else "Goals the full mode checks (`make bench-full`), whose rows this run lacks:"
+    )
     return [
         "## Goals (each checked on this run)",
         "",
@@ -135,7 +144,7 @@ def goals_text(summary: dict, checks: list[tuple[str, bool | None, str]]) -> lis
         "",
         *(
             [
-                "Goals the full mode checks (`make bench-full`), whose rows this run lacks:",
+                lacking,
                 "",
                 *[f"- {g}" for g in full],
             ]
@@ -146,8 +155,8 @@ def goals_text(summary: dict, checks: list[tuple[str, bool | None, str]]) -> lis
         "## Every check, row by row",
         "",
         "Each check of benchmarks/goals.py on this run: the default's, which the goals gather, and the same checks of "
-        "its variants (effopt-noscale, effopt-guard, effopt-budget), which are rows to read, not goals. `not run`: the "
-        "full mode runs the row, this run did not.",
+        f"its variants ({variants}), which are rows to read, not goals. `not run`: {runs_it} the row, this run did "
+        "not.",
         "",
         *table(checks, "check"),
         "",
@@ -216,7 +225,7 @@ def write_report(
         *duration_text(data, runs),
         *goals_text(summary, goal_rows),
         *defaults_section(summary),
-        *set_aside(summary, goal_rows),
+        *set_aside(summary, goal_rows, "`make real` runs" if set(summary) <= set(REAL_TASKS) else "the full mode runs"),
     ]
     for task, methods in summary.items():
         first = methods.get(BASELINE) or next(iter(methods.values()))
