@@ -117,7 +117,8 @@ def _line(done: int, selected: list[tuple], info: dict, reference: dict | None, 
     if reference is not None:
         goal = yardstick.target(reference["curve"], "metric", examples=info["metric_examples"])
         steps, seconds = yardstick.reach(info["curve"], "metric", goal)
-        reach = f"never reaches the {target}" if steps is None else f"{target} at step {steps} ({seconds:.1f} s)"
+        never = "never reaches the target" if whose == BASELINE else f"never reaches {target}"
+        reach = never if steps is None else f"{target} at step {steps} ({seconds:.1f} s)"
     retained = yardstick.tail(info["curve"], "retained")
     kept = "" if retained is None else f", retained {retained:.3f}"
     return (

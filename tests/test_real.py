@@ -2,6 +2,12 @@
 runs on 2 seeds and in which order, and which runs it makes once and reuses (benchmarks.race.plan), as its docstring
 says. No model is loaded: the tasks are only listed."""
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from benchmarks import race, real
@@ -74,3 +80,53 @@ def test_every_reused_run_is_one_made_run_at_the_same_optimizer_and_lr(tuned):
     prodigy = {run(key) for key, _ in planned if key[1] == "prodigy"}
     tuned_runs = {run(key) for key, _ in planned if key[1] == TUNED}
     assert len(prodigy) == len(tuned_runs) == 2  # one a seed, in both tasks
+
+
+def test_make_reals_harness_runs_the_plan_and_reports_both_defaults(tmp_path):
+    """`make real`'s harness end to end (benchmarks/test_speedup.py in the real mode, then the report) with a stand-in
+    for the loop (tests/stand_in_smol.py: made-up curves, nothing loaded or trained): the runs go in the planned order,
+    a reused row is marked and is the same run, and the report shows both defaults to the fixed target."""
+    root = Path(__file__).resolve().parent.parent
+    path = os.pathsep.join([str(root / "tests"), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, EFFOPT_BENCH_MODE="real", EFFOPT_BENCH_SEEDS="2", PYTHONPATH=path)
+    raw, out = tmp_path / "bench.json", tmp_path / "real"
+    command = ["benchmarks/test_speedup.py", "-q", "-p", "no:cacheprovider", "-p", "stand_in_smol", "--benchmark-quiet"]
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", *command, f"--benchmark-json={raw}"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    infos = [b["extra_info"] for b in json.loads(raw.read_text())["benchmarks"]]
+    planned = race.plan(real.real_tasks((0, 1), size="cpu"), tuned=3)
+    picked = infos[5]["lr_multiple"]  # opd-smol's adamw-tuned on seed 0: the grid's pick on the made-up curves
+    assert picked == 3 and [i["method"] for i in infos[1:5]] == ["adamw-0.05x", "adamw-0.5x", "adamw-3x", "adamw-10x"]
+    reused = [
+        None if i["reused"] is None else i["reused"] if "/" in i["reused"] else f"{i['task']}/{i['reused']}"
+        for i in infos
+    ]
+    assert [label(*p) for p in planned] == [(i["seed"], i["task"], i["method"], r) for i, r in zip(infos, reused)]
+    by = {(i["task"], i["method"], i["seed"]): i for i in infos}
+    low = by[(real.SMOL_LOW, "adamw", 0)]
+    assert low["lr"] == pytest.approx(1e-6) and low["curve"] == by[(real.SMOL, "adamw-0.05x", 0)]["curve"]
+    for seed in (0, 1):
+        tuned = by[(real.SMOL_LOW, TUNED, seed)]
+        assert tuned["lr"] == pytest.approx(6e-5) and tuned["curve"] == by[(real.SMOL, TUNED, seed)]["curve"]
+        assert by[(real.SMOL_LOW, "schedulefree", seed)]["lr"] == pytest.approx(1e-6)
+    assert {i["target_from"] for i in infos} == {TUNED}
+    assert "adamw-tuned's target at step" in run.stdout
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.report", str(raw), "--out", str(out), "--no-readme"],
+        cwd=root,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) == set(real.REAL_TASKS)
+    assert set(summary[real.SMOL_LOW]) == {"adamw", TUNED, "prodigy", "schedulefree", "effopt"}
+    report = (out / "REPORT.md").read_text()
+    assert "| 1e-06 (opd-smol-lr1e-06) | metric |" in report and "| 2e-05 (opd-smol) | objective |" in report
+    assert "Time: its 24 runs took" in report
