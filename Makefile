@@ -49,8 +49,9 @@ seeds: $(VENV)/.installed
 		--benchmark-json=$(SEED_RESULTS)/benchmark.json
 	$(PY) -m benchmarks.report $(SEED_RESULTS)/benchmark.json --out $(SEED_RESULTS) --no-readme
 
-# OPD on a real pretrained LM (SmolLM2-135M-Instruct, pruned and recovered): the race on 2 seeds, reported on its own
-# (about an hour on two CPU cores); REAL_SEEDS=3 for three, EFFOPT_SMOL_SIZE=gpu for the GPU size
+# OPD on a real pretrained LM (SmolLM2-135M-Instruct, pruned and recovered): the race from two users' default lrs on 2
+# seeds, reported on its own (18 runs, about 135 minutes on two CPU cores: benchmarks/real.py counts them);
+# REAL_SEEDS=3 for three, EFFOPT_SMOL_SIZE=gpu for the GPU size
 REAL_SEEDS ?= 2
 REAL_RESULTS := benchmarks/results/real
 real: $(VENV)/.installed

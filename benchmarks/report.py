@@ -17,7 +17,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from benchmarks import yardstick
+from benchmarks import fixed_target, yardstick
 from benchmarks.fmt import fmt
 from benchmarks.goals import all_goals
 from benchmarks.plots import plot
@@ -29,6 +29,7 @@ from benchmarks.readme import (  # noqa: F401 (MARKERS, refresh_readme: importab
     _update_readme,
     refresh_readme,
 )
+from benchmarks.real import REAL_TASKS
 from benchmarks.scoreboard import board, table, tally
 from benchmarks.sections import (
     clock_agreement,
@@ -48,7 +49,7 @@ from benchmarks.tables import (  # noqa: F401 (lr_text: importable from here as 
     lr_text,
     race_table,
 )
-from benchmarks.tasks import BASELINE, HEADLINE
+from benchmarks.tasks import BASELINE, HEADLINE, tasks
 from benchmarks.yardstick import RETAINED_TOLERANCE, spearman, tuned_multiple  # noqa: F401 (importable from here as before)
 
 RULES = (
@@ -125,6 +126,14 @@ def goals_text(summary: dict, checks: list[tuple[str, bool | None, str]]) -> lis
     """REPORT.md's goals (benchmarks.scoreboard: the shipped default's, per family of tasks), then every check they
     gather and the variants' same checks, row by row."""
     goals, full = board(summary)
+    real = set(summary) <= set(REAL_TASKS)
+    variants = "benchmarks/real.py's VARIANTS" if real else "effopt-noscale, effopt-guard, effopt-budget"
+    runs_it = "`make real` runs" if real else "the full mode runs"
+    lacking = (
+        "Goals `make real` checks, whose rows this run lacks:"
+        if real
+        else "Goals the full mode checks (`make bench-full`), whose rows this run lacks:"
+    )
     return [
         "## Goals (each checked on this run)",
         "",
@@ -135,7 +144,7 @@ def goals_text(summary: dict, checks: list[tuple[str, bool | None, str]]) -> lis
         "",
         *(
             [
-                "Goals the full mode checks (`make bench-full`), whose rows this run lacks:",
+                lacking,
                 "",
                 *[f"- {g}" for g in full],
             ]
@@ -146,10 +155,39 @@ def goals_text(summary: dict, checks: list[tuple[str, bool | None, str]]) -> lis
         "## Every check, row by row",
         "",
         "Each check of benchmarks/goals.py on this run: the default's, which the goals gather, and the same checks of "
-        "its variants (effopt-noscale, effopt-guard, effopt-budget), which are rows to read, not goals. `not run`: the "
-        "full mode runs the row, this run did not.",
+        f"its variants ({variants}), which are rows to read, not goals. `not run`: {runs_it} the row, this run did "
+        "not.",
         "",
         *table(checks, "check"),
+        "",
+    ]
+
+
+def with_targets(runs: list[dict]) -> list[dict]:
+    """`runs`, each with the row its task's targets come from (`target_from`): as the run recorded it, else as its
+    mode defines the task today (a run made before runs recorded it; adamw for a task no mode defines)."""
+    modes = {r.get("mode") for r in runs if "target_from" not in r} & {"quick", "full", "heldout", "real", "smoke"}
+    defined = {t.name: t.target_from for mode in sorted(modes) for t in tasks(mode)}
+    return [r if "target_from" in r else dict(r, target_from=defined.get(r["task"], BASELINE)) for r in runs]
+
+
+def defaults_section(summary: dict) -> list[str]:
+    """REPORT.md's table of the real model from both defaults, to the fixed target (benchmarks.fixed_target)."""
+    table = fixed_target.defaults_table(summary)
+    if not table:
+        return []
+    return [
+        "## The real model from both defaults, to the fixed target",
+        "",
+        "AlgoPerf's fixed target: per case (instance, seed) and measure, the start plus 95% of the gain that "
+        "`adamw-tuned` (AdamW at the lr the sweep picks, the sweep free) made by the end of its budget; every row of "
+        "both tasks is scored by its steps and training seconds to it, whatever lr it starts from (median over "
+        "cases, k/n reached; `never`: the median case did not get there). Best peer: the fewest steps (and apart, "
+        f"the fewest seconds) among {', '.join(fixed_target.REAL_PEERS)} at that lr; effopt / best peer: its steps "
+        f"and seconds over the best peer's (the first goal: at most {fixed_target.SHARE:g}). Each task's section "
+        "has every row's, and the same-lr view (speed-ups over adamw at the task's lr, to adamw's own target).",
+        "",
+        *table,
         "",
     ]
 
@@ -158,6 +196,7 @@ def write_report(
     data: dict, source: Path, out: Path = RESULTS, readme: Path | None = README, reruns: tuple[Path, ...] = ()
 ) -> str:
     runs = [b["extra_info"] for b in data["benchmarks"] if b["extra_info"].get("kind") == "speedup"]
+    runs = with_targets(runs)
     overhead = [b["extra_info"] for b in data["benchmarks"] if b["extra_info"].get("kind") == "overhead"]
     summary = summarise(runs)
     out.mkdir(parents=True, exist_ok=True)
@@ -185,7 +224,8 @@ def write_report(
         *reruns_text(runs),
         *duration_text(data, runs),
         *goals_text(summary, goal_rows),
-        *set_aside(summary, goal_rows),
+        *defaults_section(summary),
+        *set_aside(summary, goal_rows, "`make real` runs" if set(summary) <= set(REAL_TASKS) else "the full mode runs"),
     ]
     for task, methods in summary.items():
         first = methods.get(BASELINE) or next(iter(methods.values()))
@@ -195,6 +235,11 @@ def write_report(
             "" if first["initial_retained"] is None else f", retained at the start {first['initial_retained']:.3f}"
         )
         objective = "" if first["objective_target"] is None else f"; objective target {first['objective_target']:.4f}"
+        fixed = fixed_target.fixed_table(ordered)
+        same_lr = (
+            "The race table is the same-lr view (the paper's measure): targets, steps to them and speed-ups from "
+            "`adamw` at this task's lr, case by case. AlgoPerf's fixed target is the table after it."
+        )
         lines += [
             f"## {task}: {first['regime']}",
             "",
@@ -202,8 +247,10 @@ def write_report(
             f"the baseline); median target {fmt(first['target'], 3)} (start {first['initial_metric']:.3f}"
             f"{start_retained}){objective}.",
             "",
+            *([same_lr, ""] if fixed else []),
             race_table(ordered),
             "",
+            *fixed,
             *instance_table(ordered),
             *grid_table(methods),
             detail_table(ordered),
@@ -215,7 +262,7 @@ def write_report(
             task,
             [r for r in runs if r["task"] == task],
             out / f"{task}.png",
-            first["target"],
+            first["fixed_metric_target"] if fixed else first["target"],
             tuple(m for m in ordered),
         )
         if task == README_PLOT:  # the README's: the headline rows only

@@ -16,7 +16,9 @@ from benchmarks.tasks import BASELINE, TUNED
 from benchmarks.yardstick import RETAINED_TOLERANCE, reach, spearman, targets_of, tuned_multiple
 
 
-def set_aside(summary: dict, goal_rows: list[tuple[str, bool | None, str]]) -> list[str]:
+def set_aside(
+    summary: dict, goal_rows: list[tuple[str, bool | None, str]], who: str = "the full mode runs"
+) -> list[str]:
     """REPORT.md's cases that a rule set aside: each (task, case) whose metric has no target, why (an ill-conditioned
     gain: yardstick.conditioned; no gain; no baseline run), and what stood in; then the checks the run could not make.
     The grid's runs on each instance's first seed only are the design, not a case set aside."""
@@ -64,7 +66,7 @@ def set_aside(summary: dict, goal_rows: list[tuple[str, bool | None, str]]) -> l
             else ["No case: every case's metric target is well-conditioned."]
         ),
         "",
-        "Checks this run could not make (rows that the full mode runs and this run did not):"
+        f"Checks this run could not make (rows that {who} and this run did not):"
         if unchecked
         else "Every check was made on this run.",
         "",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 
-from benchmarks import yardstick
+from benchmarks import fixed_target, yardstick
 from benchmarks.fmt import median_of
 from benchmarks.tasks import BASELINE, TUNED
 from benchmarks.yardstick import MEASURES, median_never, ratio, reach, reached, tail, targets_of
@@ -45,6 +45,9 @@ def summarise(runs: list[dict]) -> dict:
             }
             for case, r in base_runs.items()
         }
+        # AlgoPerf's fixed target where the task's targets come from another row than adamw (benchmarks.fixed_target)
+        target_from = next(r.get("target_from", BASELINE) for cases in methods.values() for r in cases.values())
+        fixed = None if target_from == BASELINE else {c: targets_of(r) for c, r in methods.get(target_from, {}).items()}
         tuned_runs = methods.get(TUNED, {})
         tuned_reach = {case: _reach_all(r["curve"], targets[case]) for case, r in tuned_runs.items() if case in targets}
         summary[task] = {}
@@ -108,6 +111,8 @@ def summarise(runs: list[dict]) -> dict:
                     "budget_steps": r["curve"][-1]["step"],
                     "train_seconds": r["curve"][-1]["train_seconds"],
                 }
+                if fixed is not None:
+                    per_seed[case] |= fixed_target.case_fields(r["curve"], fixed.get(case, {}))
             first = cases[min(cases)]
             summary[task][method] = dict(
                 _figures(per_seed.values()),
@@ -139,6 +144,8 @@ def summarise(runs: list[dict]) -> dict:
                     "commit": _commit_text(cases.values()),
                 },
             )
+            if fixed is not None:
+                summary[task][method] |= fixed_target.figures(per_seed.values()) | {"target_from": target_from}
             per_instance = summary[task][method]["per_instance"]
             worst = [f["speedup_decisive"] for f in per_instance.values()]
             summary[task][method]["worst_instance_speedup"] = min(worst) if worst and None not in worst else None
@@ -229,6 +236,9 @@ PUBLISHED = (
     "self_tuning_steps_to_target",
     "self_tuning_seconds_to_target",
     "commit",
+    # the fixed target's, where a task has one (benchmarks.fixed_target)
+    "target_from",
+    *[key for keys in fixed_target.FIELDS.values() for key in keys],
 )
 
 
@@ -320,6 +330,7 @@ def from_published(published: dict) -> dict:
         out[task] = {
             method: {**_figures(f["per_seed"].values()), **{k: f[k] for k in PUBLISHED if k in f}}
             | {"objective_target": objective}
+            | (fixed_target.figures(f["per_seed"].values()) if "target_from" in f else {})
             for method, f in methods.items()
         }
     return out

@@ -25,8 +25,9 @@ Modes: "quick" (the default; every task, small sizes, opd-near on 3 instances x 
 sized to about 30 minutes on two cores),
 "full" (the whole grid and every row on three seeds, larger budgets; sized for a GPU, and with the held-out tasks),
 "heldout" (only the held-out tasks, at the quick sizes: other learning rates and another loss than the benchmark's,
-which no default was chosen on), "real" (`opd-smol`: OPD on a real pretrained LM, SmolLM2-135M-Instruct, pruned and
-recovered, reference/smol.py; `make real`; EFFOPT_SMOL_SIZE=gpu for the GPU size) and "smoke" (the harness itself, in
+which no default was chosen on), "real" (`opd-smol` and `opd-smol-lr1e-06`: OPD on a real pretrained LM,
+SmolLM2-135M-Instruct, pruned and recovered, reference/smol.py, from two users' default lrs; `make real`;
+benchmarks/real.py says what it runs; EFFOPT_SMOL_SIZE=gpu for the GPU size) and "smoke" (the harness itself, in
 seconds).
 """
 
@@ -34,8 +35,6 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from benchmarks.loops import (
     classic_run,
@@ -44,10 +43,19 @@ from benchmarks.loops import (
     opd_run,
     opd_task,
     sft_run,
-    smol_run,
-    smol_task,
     trl_distill_run,
 )
+from benchmarks.race import (  # noqa: F401 (BASELINE, grid_name, optimizer_of, Task: importable from here as before)
+    BASELINE,
+    PEERS,
+    TUNED,
+    Task,
+    diagonal,
+    every,
+    grid_name,
+    optimizer_of,
+)
+from benchmarks.real import real_tasks
 
 MODE = os.environ.get("EFFOPT_BENCH_MODE", "quick")
 if MODE not in ("quick", "full", "smoke", "heldout", "real"):
@@ -69,13 +77,10 @@ if not _THREADS.isdigit() or int(_THREADS) < 1:
 #: another number of threads adds in another order, so the thread count is part of what makes two machines agree
 THREADS = int(_THREADS)
 
-BASELINE, TUNED = "adamw", "adamw-tuned"
 #: What a user would pick instead of the baseline (the race's headline, on every seed), and effopt's rows: the default
 #: at the task's lr and at the tuned lr, the default without its persistent step size (effopt.StepScale), and the
 #: default with a guard on the retained skill (effopt.Guard).
 HEADLINE = (BASELINE, TUNED, "prodigy", "effopt", "effopt-tuned", "effopt-noscale", "effopt-guard", "effopt-budget")
-#: Other peers: the published rule, Lookahead, schedule-free AdamW, ExPO-style fixed extrapolation.
-PEERS = ("effopt-paper", "lookahead", "schedulefree", "expo")
 # Rows that say which change bought what: the published rule, then its probe swapped for the smooth loss, then the
 # search swapped for the quadratic line search, then the schedule swapped for Backoff (effopt-noscale), then effopt
 # adds the step scale; and a denoised direction.
@@ -96,103 +101,9 @@ PROBE_COSTS = {
 }
 
 
-def grid_name(multiple: float) -> str:
-    return f"{BASELINE}-{multiple:g}x"
-
-
-def optimizer_of(method: str, task: Task | None = None) -> str:
-    """The optimizer a method runs (reference.optimizers): the grid and tuned rows run AdamW or effopt at another lr;
-    effopt-budget runs with the task's declared probe cost where it has one."""
-    if method == TUNED or method.startswith(f"{BASELINE}-") and method.endswith("x"):
-        return BASELINE
-    if method == "effopt-budget" and task is not None and task.probe_cost is not None:
-        return f"effopt-budget@{task.probe_cost:g}"
-    return method.removesuffix("-tuned")
-
-
-def every(instances: tuple[int, ...], seeds: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
-    """Every seed on every instance."""
-    return tuple((i, s) for i in instances for s in seeds)
-
-
-def diagonal(instances: tuple[int, ...], seeds: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
-    """Seed i on instance i (instances beyond the seeds' count, or seeds beyond the instances', on the last one)."""
-    return tuple(
-        (min(k, len(instances) - 1), seeds[min(k, len(seeds) - 1)]) for k in range(max(len(instances), len(seeds)))
-    )
-
-
-@dataclass
-class Task:
-    name: str
-    regime: str  # "post-training" (a capable model, a small lr) or "from scratch" (a tuned lr)
-    #: (method's optimizer, instance, seed, lr) -> the loop's result; `steps=` shortens the run (benchmarks.kernels)
-    run: Callable[..., dict]
-    prepare: Callable[[int], object]  # (instance) -> its world, loaded or built before any clock starts
-    lr: float  # the task's learning rate: what the loop's users run
-    notes: str
-    cases: tuple[tuple[int, int], ...] = ((0, 0),)  # (instance, seed) pairs, in the order they run
-    headline: tuple[str, ...] = (BASELINE, "effopt")  # run on every case
-    sparse: tuple[str, ...] = ()  # run on the diagonal of the cases only (seed k on instance k): one seed an instance
-    others: tuple[str, ...] = PEERS  # run on the first case only
-    grid: tuple[float, ...] = ()  # AdamW's lr grid on each instance's first seed; with it, the tuned rows
-    metric_examples: int | None = None  # the eval set's size: how noisy the metric is (yardstick.conditioned)
-    tuned_from: str | None = None  # the task whose lr grid picks the tuned rows' lr (the same world), else its own
-    same_runs_as: str | None = None  # the task whose runs of the probe-free methods are this task's, bit for bit
-    #: effopt-budget's declared cost of one probe call, in base steps (PROBE_COSTS); None: measured (follows the clock)
-    probe_cost: float | None = None
-
-    @property
-    def seeds(self) -> tuple[int, ...]:
-        return tuple(sorted({s for _, s in self.cases}))
-
-    @property
-    def instances(self) -> tuple[int, ...]:
-        return tuple(sorted({i for i, _ in self.cases}))
-
-    def first_seed(self, instance: int) -> int:
-        return next(s for i, s in self.cases if i == instance)
-
-    def methods(self, instance: int, seed: int) -> list[str]:
-        """The runs of one case, in the order they run: the baseline first, the grid on the instance's first seed (the
-        tuned lr is chosen from it before any tuned row runs), then the rest."""
-        grid = [grid_name(m) for m in self.grid] if seed == self.first_seed(instance) else []
-        rest = [m for m in self.headline if m != BASELINE]
-        rest += list(self.sparse) if (instance, seed) in diagonal(self.instances, self.seeds) else []
-        rest += list(self.others) if (instance, seed) == self.cases[0] else []
-        return [BASELINE, *grid, *rest]
-
-
-#: The real model's lr grid: 3x and 10x the task lr (2e-5); 30x (6e-4) is beyond any post-training recipe for a
-#: pretrained LM, and a run of it costs five minutes here
-SMOL_GRID = (3, 10)
-
-
 def tasks(mode: str = MODE) -> list[Task]:
-    if mode == "real":
-        from reference.smol import LR
-        from reference.smol import SIZES as SMOL_SIZES
-
-        size = os.environ.get("EFFOPT_SMOL_SIZE", "cpu")
-        spec = SMOL_SIZES[size]
-        return [
-            Task(
-                "opd-smol",
-                "post-training, real model",
-                smol_run(size),
-                functools.partial(smol_task, size),
-                LR,
-                f"OPD of SmolLM2-135M-Instruct with {spec.pruned} of its 30 decoder layers removed, from the whole "
-                f"model, on its own sampled answers ({spec.prompts_per_step} chat prompts a step, up to "
-                f"{spec.new_tokens} tokens), full-vocabulary reverse KL, lr {LR:g} (TRL GKDConfig's default), "
-                f"{spec.steps} steps; metric: top-1 agreement with the teacher's greedy answers; retained: "
-                f"next-token accuracy on plain prose",
-                cases=every((0,), SEEDS),
-                headline=(BASELINE, TUNED, "prodigy", "effopt", "effopt-noscale"),
-                others=(),
-                grid=SMOL_GRID,
-            )
-        ]
+    if mode == "real":  # the real model's race, from both users' defaults: benchmarks/real.py
+        return real_tasks(SEEDS)
     if mode == "smoke":  # two seeds on instance 0 and one on instance 1, whose first seed runs its own grid
         return [
             Task(

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import pins, yardstick
+from benchmarks import pins, race, yardstick
 from benchmarks.tables import lr_text
 from benchmarks.tasks import BASELINE, MODE, THREADS, TUNED, grid_name, optimizer_of, tasks
 from benchmarks.yardstick import tuned_multiple
@@ -32,14 +32,7 @@ from reference.optimizers import LR_FREE
 torch.set_num_threads(THREADS)
 KERNELS = pins.pin()  # the kernels every run computes with (recorded in each run's extra_info)
 TASKS = {task.name: task for task in tasks()}
-CASES = [
-    (task.name, method, instance, seed)
-    for seed in sorted({s for t in TASKS.values() for s in t.seeds})
-    for task in TASKS.values()
-    for instance, s in task.cases
-    if s == seed
-    for method in task.methods(instance, seed)
-]
+CASES = race.order(list(TASKS.values()))
 RUNS: dict[tuple[str, str, int, int], dict] = {}  # (task, method, instance, seed) -> extra_info of the runs so far
 STARTED = time.perf_counter()
 
@@ -63,11 +56,11 @@ SOURCE = _source()
 
 
 def _multiple(task, method: str, instance: int, seed: int) -> tuple[float, tuple | None]:
-    """The run's lr as a multiple of the task's lr, and the run it reuses, as a RUNS key: adamw-tuned on the instance's
-    first seed is its grid run; a task with `same_runs_as` reuses that task's runs of the probe-free methods."""
-    multiple = 1.0
+    """The run's lr as a multiple of the task's lr, and the run it reuses, as a RUNS key (benchmarks.race.reused):
+    adamw-tuned on the instance's first seed is its grid run; a task with `same_runs_as` reuses that task's runs of the
+    probe-free methods. The tuned rows' lr is picked from the grid's runs (yardstick.tuned_multiple)."""
+    source, tuned = race.tuned_source(task, TASKS), 1.0
     if method in (TUNED, "effopt-tuned"):
-        source = TASKS.get(task.tuned_from, task) if task.tuned_from else task
         first_seed = source.first_seed(instance)
         first = {
             m: RUNS.get((source.name, m, instance, first_seed))
@@ -75,27 +68,18 @@ def _multiple(task, method: str, instance: int, seed: int) -> tuple[float, tuple
         }
         if any(r is None for r in first.values()):
             pytest.skip(f"{method} needs the lr grid of {source.name}'s instance {instance}: run the whole suite")
-        multiple = tuned_multiple(first)
-    for g in task.grid:
-        if method == grid_name(g):
-            multiple = g
-    if task.same_runs_as and optimizer_of(method) in PROBE_FREE and (task.same_runs_as, method, instance, seed) in RUNS:
-        return multiple, (task.same_runs_as, method, instance, seed)
-    if method == TUNED and seed == task.first_seed(instance) and not task.tuned_from:  # the grid run at that lr
-        return multiple, (task.name, BASELINE if multiple == 1 else grid_name(multiple), instance, seed)
-    if method == "effopt-tuned" and multiple == 1 and (task.name, "effopt", instance, seed) in RUNS:
-        return multiple, (task.name, "effopt", instance, seed)
-    return multiple, None
-
-
-#: Methods whose optimizer reads no probe: their runs do not depend on which probe a task hands effopt
-PROBE_FREE = (BASELINE, "prodigy", "lookahead", "schedulefree")
+        tuned = tuned_multiple(first)
+    multiple = race.multiple_of(task, method, tuned, source)
+    lr = None if optimizer_of(method) in LR_FREE else task.lr * multiple
+    return multiple, race.reused(task, method, instance, seed, multiple, lr, RUNS)
 
 
 def _expected_lengths() -> dict:
-    """Each run's length in the committed results (results/benchmark.json; 0 for a reused run), by RUNS key."""
+    """Each run's length in the committed results of this mode (results/benchmark.json, the real model's
+    results/real/benchmark.json; 0 for a reused run), by RUNS key."""
+    results = Path(__file__).parent / "results" / ("real" if MODE == "real" else "")
     try:
-        data = json.loads((Path(__file__).parent / "results" / "benchmark.json").read_text())
+        data = json.loads((results / "benchmark.json").read_text())
     except (OSError, ValueError):
         return {}
     runs = [b["extra_info"] for b in data["benchmarks"] if b["extra_info"].get("kind") == "speedup"]
@@ -106,12 +90,12 @@ def _expected_lengths() -> dict:
 
 
 EXPECTED = _expected_lengths()
+PLANNED = dict(race.plan(list(TASKS.values())))  #: each run's planned reuse (benchmarks.race.plan), for the time left
 
 
 def _expected(key: tuple) -> float:
     """A run's expected length: the committed run's, 0 where it will be reused, else its task's median there."""
-    task, method = TASKS[key[0]], key[1]
-    if task.same_runs_as and optimizer_of(method) in PROBE_FREE:
+    if PLANNED.get(key) is not None:
         return 0.0
     if key in EXPECTED:
         return EXPECTED[key]
@@ -119,19 +103,22 @@ def _expected(key: tuple) -> float:
     return statistics.median(same_task) if same_task else 1.0
 
 
-def _line(done: int, selected: list[tuple], info: dict, baseline: dict | None) -> str:
-    """A run's progress line; the time left is the remaining runs' expected lengths, scaled by how this machine has
-    kept to the expectation so far."""
+def _line(done: int, selected: list[tuple], info: dict, reference: dict | None, whose: str = BASELINE) -> str:
+    """A run's progress line: when it reaches the target of `reference` (the run of the task's `target_from` row,
+    `whose`, on the case); the time left is the remaining runs' expected lengths, scaled by how this machine has kept to
+    the expectation so far."""
     elapsed = time.perf_counter() - STARTED
     total = len(selected)
     finished = [k for k in selected if k in RUNS]
     pace = elapsed / max(sum(map(_expected, finished)), 1e-9)
     left = pace * sum(_expected(k) for k in selected if k not in RUNS)
-    reach = "target: n/a"
-    if baseline is not None:
-        goal = yardstick.target(baseline["curve"], "metric", examples=info["metric_examples"])
+    target = "target" if whose == BASELINE else f"{whose}'s target"
+    reach = f"{target}: n/a"
+    if reference is not None:
+        goal = yardstick.target(reference["curve"], "metric", examples=info["metric_examples"])
         steps, seconds = yardstick.reach(info["curve"], "metric", goal)
-        reach = "never reaches the target" if steps is None else f"target at step {steps} ({seconds:.1f} s)"
+        never = "never reaches the target" if whose == BASELINE else f"never reaches {target}"
+        reach = never if steps is None else f"{target} at step {steps} ({seconds:.1f} s)"
     retained = yardstick.tail(info["curve"], "retained")
     kept = "" if retained is None else f", retained {retained:.3f}"
     return (
@@ -170,6 +157,7 @@ def test_speedup(benchmark, request, name, method, instance, seed):
         instance=instance,
         seed=seed,
         metric_examples=result.get("metric_examples", task.metric_examples),  # a loop may count what it measured
+        target_from=task.target_from,  # the row whose run sets the case's targets (benchmarks.fixed_target)
         lr=None if method in LR_FREE else lr,
         lr_multiple=None if method in LR_FREE else multiple,
         reused=None if reuse is None else reuse[1] if reuse[0] == task.name else f"{reuse[0]}/{reuse[1]}",
@@ -189,12 +177,16 @@ def test_speedup(benchmark, request, name, method, instance, seed):
     )
     benchmark.extra_info.update(info)
     RUNS[(task.name, method, instance, seed)] = dict(info, result=result)
-    baseline = RUNS.get((task.name, BASELINE, instance, seed))
+    # the run that sets the case's targets: the task's own, else (not yet run here) for a tuned row whose lr another
+    # task's grid picks, that task's tuned run on the case (at the same lr: opd-smol-lr1e-06's is opd-smol's)
+    reference = RUNS.get((task.name, task.target_from, instance, seed))
+    if reference is None and task.target_from == TUNED and task.tuned_from:
+        reference = RUNS.get((task.tuned_from, TUNED, instance, seed))
     selected = [
         tuple(item.callspec.params[k] for k in ("name", "method", "instance", "seed"))
         for item in request.session.items
         if item.originalname == "test_speedup"
     ]  # those selected (-k)
-    request.node.user_properties.append(("progress", _line(len(RUNS), selected, info, baseline)))
+    request.node.user_properties.append(("progress", _line(len(RUNS), selected, info, reference, task.target_from)))
     assert math.isfinite(result["final_metric"])
     assert result["curve"][0]["step"] == 0 and len(result["curve"]) > 1
