@@ -37,3 +37,11 @@ def _describe(value: object) -> str:
         bad = [type(v).__name__ for v in value if not isinstance(v, torch.nn.Module)]
         return f"a {type(value).__name__} holding {bad[0]}" if bad else f"an empty {type(value).__name__}"
     return type(value).__name__
+
+
+def _models(model: Any) -> tuple[torch.nn.Module, ...]:
+    """The ``model=`` argument as a tuple of modules (a module, or a non-empty list or tuple of them)."""
+    models = model if isinstance(model, (list, tuple)) else [model]
+    if not (models and all(isinstance(m, torch.nn.Module) for m in models)):
+        raise TypeError(f"model: expected a torch.nn.Module or a non-empty list/tuple of them, got {_describe(model)}")
+    return tuple(models)

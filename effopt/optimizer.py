@@ -31,9 +31,9 @@ from typing import Any, cast, overload
 
 import torch
 
-from ._checks import _describe, _is_zero, _shown, _through_base
+from ._checks import _is_zero, _models, _shown, _through_base
 from ._events import Event, new_event
-from ._line import LineSettings, _Abort, _Line, _positions, _roots
+from ._line import LineSettings, _Abort, _Line, _positions
 from ._stability import SKETCH_NUMEL, _cosine, _sketch  # noqa: F401 (SKETCH_NUMEL: re-exported, as before)
 from .errors import ExtrapolationWarning, ProbeError
 from .policies import Accumulated, Backoff, Greedy, Guard, PowersOfTwo, ProbeBudget, Quadratic, StepScale
@@ -147,15 +147,7 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
             raise TypeError("optimizer: already an ExtrapolatingOptimizer; wrap the base optimizer once")
         if probe is not None and not callable(probe):
             raise TypeError(f"probe: expected a callable returning a float, got {type(probe).__name__}")
-        if model is not None:
-            models = _roots(model)
-            if not (
-                isinstance(models, (list, tuple)) and models and all(isinstance(m, torch.nn.Module) for m in models)
-            ):
-                raise TypeError(
-                    f"model: expected a torch.nn.Module or a non-empty list/tuple of them, got {_describe(model)}"
-                )
-            model = tuple(models)
+        model = None if model is None else _models(model)
         if mode not in ("min", "max"):
             raise ValueError(f"mode: expected 'min' or 'max', got {mode!r}")
         if preset not in PRESETS:
@@ -214,8 +206,7 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         self.defaults.setdefault("extrapolate", True)
         for group in self.param_groups:
             group.setdefault("extrapolate", True)
-            group.setdefault(STEP, 0)
-            group.setdefault(COUNTS, {"events": 0, "moves": 0})
+            self._own_keys(group)
         if not any(group["extrapolate"] and group["params"] for group in self.param_groups):
             raise ValueError(
                 "optimizer: no parameter is selected for extrapolation (every group has extrapolate=False)"
@@ -324,9 +315,18 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         self.optimizer.add_param_group(param_group)
-        self.param_groups[-1].setdefault(STEP, self.param_groups[0][STEP])
-        self.param_groups[-1].setdefault(COUNTS, dict(self.param_groups[0][COUNTS]))
+        self._own_keys(self.param_groups[-1], like=self.param_groups[0])
         self._complete = False
+
+    def _own_keys(self, group: dict[str, Any], like: dict[str, Any] | None = None) -> None:
+        """Every key the wrapper keeps in a param group, from the start: a checkpoint template made before the first
+        event (torch.distributed.checkpoint loads only the keys its template has) then has room for each."""
+        like = like or {}
+        group.setdefault(STEP, like.get(STEP, 0))
+        group.setdefault(COUNTS, dict(like.get(COUNTS, {"events": 0, "moves": 0})))
+        for key, piece in self._stateful():
+            if hasattr(piece, "state_dict"):
+                group.setdefault(key, dict(piece.state_dict()))
 
     def state_dict(self) -> dict[str, Any]:
         if self.budget is not None and BUDGET in self.param_groups[0]:  # its timings move every step, not at events
@@ -341,8 +341,7 @@ class ExtrapolatingOptimizer(torch.optim.Optimizer):
         super().load_state_dict(state_dict)
         for group, flag in zip(self.param_groups, flags):
             group.setdefault("extrapolate", flag)
-            group.setdefault(STEP, 0)
-            group.setdefault(COUNTS, {"events": 0, "moves": 0})
+            self._own_keys(group)
         for key, piece in self._stateful():
             if key in self.param_groups[0] and hasattr(piece, "load_state_dict"):
                 piece.load_state_dict(self.param_groups[0][key])

@@ -52,6 +52,21 @@ def test_step_scale_takes_the_root_of_each_multiplier_within_bounds_from_its_sta
     assert again.factor == 4.0
 
 
+def test_the_default_step_scale_takes_each_multiplier_whole_from_step_2_without_a_ceiling():
+    scale = StepScale()
+    scale.observe(1, 16.0)  # one base step: its length is the lr's, whatever the gradient
+    assert scale.factor == 1.0
+    scale.observe(3, 16.0)
+    scale.observe(7, 2.5)
+    assert scale.factor == 40.0  # an lr 40 times the user's, as the evidence says: no cap
+    scale.observe(15, 0.5)  # an overshoot halves it
+    assert scale.factor == 20.0
+    for step in (25, 35, 45, 55, 65):
+        scale.observe(step, 0.5)
+    assert scale.factor == 1.0  # never below the user's lr
+    assert repr(scale) == "StepScale(power=1.0, low=1.0, high=None, start=2)"
+
+
 def test_step_scale_multiplies_the_selected_lr_inside_the_step_only():
     """SGD without momentum: a step moves a weight by exactly lr * factor * grad, while the scheduler's lr stays."""
     torch.manual_seed(0)
@@ -80,7 +95,7 @@ def test_step_scale_multiplies_the_selected_lr_inside_the_step_only():
 
 def test_step_scale_hears_every_event_and_lands_in_the_checkpoint():
     model = make_model()
-    opt = make_wrapped(model, schedule=Every(2), step_scale=StepScale(start=1, high=100.0))
+    opt = make_wrapped(model, schedule=Every(2), step_scale=StepScale(power=0.5, start=1, high=100.0))
     train(model, opt, 6)
     expected = 1.0
     for event in opt.events:
@@ -253,7 +268,7 @@ def test_the_schedule_hears_no_move_where_the_saving_did_not_cover_the_cost():
 
     model = make_model()
     heard = Heard()
-    step_scale = StepScale(start=1, high=100.0)
+    step_scale = StepScale(power=0.5, start=1, high=100.0)
     # Greedy at (3,) probes twice: at a window of 1 step, an accepted 3 saves (3 - 1) * 1 = 2 steps; two calls at
     # cost 1.5 cost 3, so the schedule hears 1; the step scale still hears the real multiplier.
     opt = make_wrapped(

@@ -19,7 +19,11 @@ from effopt.optimizer import STEP
 @pytest.mark.parametrize("scaled", [False, True], ids=["", "step_scale"])
 def test_resume_is_bit_identical_to_the_uninterrupted_run(schedule, scaled):
     def build(model):
-        return make_wrapped(model, schedule=copy.deepcopy(schedule), step_scale=StepScale(start=1) if scaled else None)
+        return make_wrapped(
+            model,
+            schedule=copy.deepcopy(schedule),
+            step_scale=StepScale(power=0.5, high=4.0, start=1) if scaled else None,
+        )
 
     model = make_model()
     opt = build(model)
@@ -192,3 +196,27 @@ def test_the_default_history_is_bounded():
     assert make_wrapped(model).history == 1000
     with pytest.raises(ValueError, match="history: expected an int >= 0 or None"):
         make_wrapped(model, history=-1)
+
+
+def test_a_checkpoint_template_made_before_the_first_event_restores_every_piece(tmp_path):
+    """torch.distributed.checkpoint loads only the keys its template holds: a fresh wrapper's groups must hold the
+    step scale's and the schedule's state already, or a resumed run silently restarts them."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    def build(model):
+        return make_wrapped(model, schedule=Backoff(interval=3), step_scale=StepScale())
+
+    model = make_model()
+    opt = build(model)
+    train(model, opt, 9)
+    assert opt.step_scale.factor != 1.0 and opt.schedule.wait != 1
+    model_sd, optim_sd = get_state_dict(model, opt)
+    dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(tmp_path))
+    resumed_model = make_model(seed=123)
+    resumed = build(resumed_model)
+    model_sd, optim_sd = get_state_dict(resumed_model, resumed)  # the template: made before any step
+    dcp.load({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(tmp_path))
+    set_state_dict(resumed_model, resumed, model_state_dict=model_sd, optim_state_dict=optim_sd)
+    assert resumed.step_scale.factor == opt.step_scale.factor
+    assert resumed.schedule.state_dict() == opt.schedule.state_dict()
