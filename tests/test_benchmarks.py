@@ -137,7 +137,7 @@ def test_cases_cover_every_instance_or_the_diagonal_and_bad_instance_counts_are_
     assert quick["opd-near"].cases == every((0, 1, 2), (0, 1, 2)) and quick["sft"].cases == ((0, 0), (1, 1), (2, 2))
     near = quick["opd-near"]
     assert near.methods(1, 0)[:4] == ["adamw", "adamw-3x", "adamw-10x", "adamw-30x"]  # each instance's own grid
-    assert "effopt-noscale" in near.methods(1, 1) and "effopt-noscale" not in near.methods(1, 0)
+    assert "effopt-tuned" in near.methods(1, 1) and "effopt-tuned" not in near.methods(1, 0)
     code = "import benchmarks.tasks"
     for bad in ("0", "4", "x"):
         env = dict(os.environ, EFFOPT_BENCH_INSTANCES=bad)
@@ -153,7 +153,8 @@ def test_quick_mode_reuses_runs_that_are_the_same_and_declares_its_probe_costs()
     costly, trl = quick["opd-near-costly-probe"], quick["trl-distill"]
     assert costly.same_runs_as == "opd-near" and costly.tuned_from == "opd-near" and not costly.grid
     assert trl.tuned_from == "opd-near" and trl.same_runs_as is None and not trl.grid  # another loop: its own runs
-    assert {"lookahead", "schedulefree", "expo", "effopt-lowrank"} <= set(quick["opd-near"].methods(0, 0))
+    assert {"schedulefree", "effopt-paper"} <= set(quick["opd-near"].methods(0, 0))
+    assert {"lookahead", "expo", "effopt-lowrank"} <= set(tasks("full")[0].methods(0, 0))  # the full mode keeps them
     assert all(t.probe_cost == PROBE_COSTS[t.name] for t in quick.values())
     assert (
         optimizer_of("effopt-budget", costly) == "effopt-budget@5.4" and optimizer_of("adamw-tuned", costly) == "adamw"
